@@ -1,0 +1,89 @@
+//! The wall-clock deadline of one execution, shared between the caller
+//! (which may cancel) and the engine (which checks it).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+struct Inner {
+    start: Instant,
+    limit_ns: AtomicU64,
+}
+
+/// A deadline: `limit` after its creation, or now once cancelled. Cheap to
+/// clone and to check from any thread.
+#[derive(Debug, Clone)]
+pub struct Deadline(Arc<Inner>);
+
+impl Deadline {
+    /// A deadline `limit` from now.
+    pub fn after(limit: Duration) -> Self {
+        Deadline(Arc::new(Inner {
+            start: Instant::now(),
+            limit_ns: AtomicU64::new(u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX)),
+        }))
+    }
+
+    /// Whether the deadline has passed (or was cancelled).
+    pub fn expired(&self) -> bool {
+        self.remaining().is_zero()
+    }
+
+    /// Time left before the deadline.
+    pub fn remaining(&self) -> Duration {
+        let limit = Duration::from_nanos(self.0.limit_ns.load(Ordering::Relaxed));
+        limit.saturating_sub(self.0.start.elapsed())
+    }
+
+    /// Time since the deadline was set.
+    pub fn elapsed(&self) -> Duration {
+        self.0.start.elapsed()
+    }
+
+    /// Moves the deadline to now: the engine stops at its next check.
+    pub fn cancel(&self) {
+        self.0.limit_ns.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Cancels a deadline when dropped, unless disarmed: ties an execution to
+/// the future awaiting it.
+#[derive(Debug)]
+pub struct CancelOnDrop(Option<Deadline>);
+
+impl CancelOnDrop {
+    /// Guards `deadline`.
+    pub fn new(deadline: Deadline) -> Self {
+        CancelOnDrop(Some(deadline))
+    }
+
+    /// The awaited work finished: dropping no longer cancels.
+    pub fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.take() {
+            d.cancel();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancel_expires_now_and_drop_guard_cancels() {
+        let d = Deadline::after(Duration::from_secs(60));
+        assert!(!d.expired());
+        drop(CancelOnDrop::new(d.clone()));
+        assert!(d.expired());
+        let d = Deadline::after(Duration::from_secs(60));
+        CancelOnDrop::new(d.clone()).disarm();
+        assert!(!d.expired());
+    }
+}

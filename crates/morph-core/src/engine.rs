@@ -1,0 +1,363 @@
+//! The narrow synchronous trait each backend crate implements, and
+//! [`EngineRuntime`], the one implementation of [`BaseMorphRuntime`] that
+//! wraps any backend with every shared rule: policy, limits check,
+//! validation, parameter checks, envelopes, events and audit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use crate::abi;
+use crate::artifact::ExtensionArtifact;
+use crate::deadline::{CancelOnDrop, Deadline};
+use crate::describe::{Describe, validate_params};
+use crate::error::{MorphError, Result};
+use crate::executor::Executor;
+use crate::host::{CallState, CapabilityHost, ExtensionScope};
+use crate::limits::{Enforcement, EngineLimit, LimitEnforcement};
+use crate::manifest::{ExtensionManifest, RuntimeKind};
+use crate::policy::{EffectivePolicy, HostPolicy};
+use crate::runtime::{
+    BaseMorphRuntime, Execution, ExecutionContext, ExecutionReport, LoadedExtension, RuntimeInfo,
+};
+use crate::session::Session;
+use crate::wasm::WasmModule;
+
+/// What the guest is asked to do.
+#[derive(Debug, Clone, Copy)]
+pub enum GuestCall<'a> {
+    /// `describe()`: the Describe JSON.
+    Describe,
+    /// `execute(action, params, context)`: the result envelope.
+    Execute {
+        /// The action name.
+        action: &'a str,
+        /// The params object as JSON.
+        params: &'a [u8],
+        /// The context object as JSON.
+        context: &'a [u8],
+    },
+}
+
+/// An extension's code, validated by core for its kind.
+#[derive(Debug, Clone)]
+pub enum EntryCode {
+    /// A validated WebAssembly module.
+    Wasm(WasmModule),
+    /// Script source (JavaScript or Python).
+    Script {
+        /// Which language.
+        kind: RuntimeKind,
+        /// The entry file name, for messages.
+        file: String,
+        /// The source text.
+        source: String,
+    },
+}
+
+/// The result of one guest call, with the session handed back.
+#[derive(Debug)]
+pub struct GuestRun {
+    /// The session, for its counters and events.
+    pub session: Session,
+    /// The bytes the guest returned, or why it did not.
+    pub result: Result<Vec<u8>>,
+}
+
+/// A backend: engine glue only. Implemented once per engine crate.
+pub trait Backend: Send + Sync + 'static {
+    /// What it is and what it enforces.
+    fn info(&self) -> RuntimeInfo;
+
+    /// Compiles validated code under `policy` (for engine-level settings
+    /// such as memory caps). Called on an execution thread.
+    fn prepare(
+        &self,
+        code: &EntryCode,
+        policy: &EffectivePolicy,
+    ) -> Result<Arc<dyn PreparedExtension>>;
+}
+
+/// Compiled code ready to run: each `run` uses a fresh instance.
+pub trait PreparedExtension: Send + Sync {
+    /// Runs one guest call on a fresh instance, with `session` serving its
+    /// host calls and carrying its deadline and limits.
+    fn run(&self, session: Session, call: GuestCall<'_>) -> GuestRun;
+}
+
+/// [`BaseMorphRuntime`] for any [`Backend`].
+pub struct EngineRuntime {
+    backend: Arc<dyn Backend>,
+    executor: Executor,
+}
+
+impl EngineRuntime {
+    /// Wraps `backend`, running on the shared execution pool.
+    pub fn new(backend: impl Backend) -> Result<Self> {
+        Ok(Self::with_executor(backend, Executor::shared()?))
+    }
+
+    /// Wraps `backend`, running on `executor`.
+    pub fn with_executor(backend: impl Backend, executor: Executor) -> Self {
+        EngineRuntime {
+            backend: Arc::new(backend),
+            executor,
+        }
+    }
+
+    fn check_limits(&self, info: &RuntimeInfo, policy: &EffectivePolicy) -> Result<()> {
+        let mut needed = vec![
+            EngineLimit::ExecutionTime,
+            EngineLimit::Memory,
+            EngineLimit::Stack,
+        ];
+        if policy.fuel.is_some() {
+            needed.push(EngineLimit::Fuel);
+        }
+        for limit in needed {
+            if info.enforcement(limit) != Enforcement::Unsupported {
+                continue;
+            }
+            match policy.enforcement {
+                LimitEnforcement::Strict => {
+                    return Err(MorphError::unsupported(format!(
+                        "backend `{}` cannot enforce the {limit} limit (use LimitEnforcement::BestEffort to run anyway)",
+                        info.name
+                    )));
+                }
+                LimitEnforcement::BestEffort => {
+                    tracing::warn!(backend = %info.name, %limit, "limit not enforced (best effort)");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn entry_code(artifact: &ExtensionArtifact) -> Result<EntryCode> {
+    let origin = artifact.entry_origin();
+    let file = artifact.manifest.entry_file();
+    match artifact.manifest.runtime {
+        RuntimeKind::Wasm => Ok(EntryCode::Wasm(WasmModule::parse(
+            &artifact.entry,
+            file.ends_with(".wat"),
+            &origin,
+        )?)),
+        kind => {
+            let source = String::from_utf8(artifact.entry.clone()).map_err(|e| {
+                MorphError::invalid_module(format!("{origin}: not valid UTF-8: {e}"))
+            })?;
+            Ok(EntryCode::Script {
+                kind,
+                file: file.to_string(),
+                source,
+            })
+        }
+    }
+}
+
+fn new_request_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!("req-{nanos:x}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+#[async_trait]
+impl BaseMorphRuntime for EngineRuntime {
+    fn info(&self) -> RuntimeInfo {
+        self.backend.info()
+    }
+
+    async fn load(
+        &self,
+        artifact: &ExtensionArtifact,
+        host: Arc<CapabilityHost>,
+        policy: &HostPolicy,
+    ) -> Result<Box<dyn LoadedExtension>> {
+        let info = self.backend.info();
+        let manifest = artifact.manifest.clone();
+        if !info.kinds.contains(&manifest.runtime) {
+            return Err(MorphError::unsupported(format!(
+                "backend `{}` does not run {} extensions (`{}` is one)",
+                info.name, manifest.runtime, manifest.extension_id
+            )));
+        }
+        let effective = policy.resolve(&manifest);
+        self.check_limits(&info, &effective)?;
+        let code = entry_code(artifact)?;
+        if let EntryCode::Wasm(module) = &code {
+            module.check_memory_limit(effective.limits.max_memory_bytes())?;
+        }
+        let scope = Arc::new(ExtensionScope {
+            extension_id: manifest.extension_id.clone(),
+            policy: effective.clone(),
+            events: manifest.events.clone(),
+        });
+
+        let backend = self.backend.clone();
+        let describe_scope = scope.clone();
+        let describe_host = host.clone();
+        let (prepared, bytes) = self
+            .executor
+            .run(move || {
+                let prepared = backend.prepare(&code, &describe_scope.policy)?;
+                let session = new_session(
+                    &describe_host,
+                    &describe_scope,
+                    "describe",
+                    &new_request_id(),
+                );
+                let run = prepared.run(session, GuestCall::Describe);
+                Ok((prepared, run.result))
+            })
+            .await?;
+        let describe = Describe::from_guest(&bytes?, &manifest)?;
+        tracing::debug!(extension = %manifest.extension_id, backend = %info.name, "loaded");
+        Ok(Box::new(EngineExtension {
+            manifest,
+            describe,
+            scope,
+            host,
+            prepared,
+            executor: self.executor.clone(),
+        }))
+    }
+}
+
+fn new_session(
+    host: &Arc<CapabilityHost>,
+    scope: &Arc<ExtensionScope>,
+    action: &str,
+    request_id: &str,
+) -> Session {
+    let limits = scope.policy.limits;
+    Session::new(
+        host.clone(),
+        CallState::new(scope.clone(), action, request_id),
+        limits,
+        scope.policy.fuel,
+        Deadline::after(Duration::from_millis(limits.max_execution_ms)),
+    )
+}
+
+struct EngineExtension {
+    manifest: ExtensionManifest,
+    describe: Describe,
+    scope: Arc<ExtensionScope>,
+    host: Arc<CapabilityHost>,
+    prepared: Arc<dyn PreparedExtension>,
+    executor: Executor,
+}
+
+impl EngineExtension {
+    fn context_json(
+        &self,
+        action: &str,
+        request_id: &str,
+        ctx: &ExecutionContext,
+    ) -> Result<Vec<u8>> {
+        let config = ctx.config.clone().unwrap_or_else(|| json!({}));
+        if !config.is_object() {
+            return Err(MorphError::invalid_params(format!(
+                "action `{action}`: context.config must be a JSON object"
+            )));
+        }
+        let value = json!({
+            "extension_id": self.manifest.extension_id,
+            "action": action,
+            "request_id": request_id,
+            "user_id": ctx.user_id,
+            "group_id": ctx.group_id,
+            "space_id": ctx.space_id,
+            "config": config,
+        });
+        Ok(value.to_string().into_bytes())
+    }
+}
+
+#[async_trait]
+impl LoadedExtension for EngineExtension {
+    fn manifest(&self) -> &ExtensionManifest {
+        &self.manifest
+    }
+
+    fn describe(&self) -> &Describe {
+        &self.describe
+    }
+
+    fn policy(&self) -> &EffectivePolicy {
+        &self.scope.policy
+    }
+
+    async fn execute_with_report(
+        &self,
+        action: &str,
+        params: Value,
+        ctx: &ExecutionContext,
+    ) -> Execution {
+        let started = Instant::now();
+        let request_id = ctx.request_id.clone().unwrap_or_else(new_request_id);
+        let mut report = ExecutionReport {
+            request_id: request_id.clone(),
+            ..ExecutionReport::default()
+        };
+        let prepared = (|| {
+            let (_, params) = validate_params(&self.manifest, action, params)?;
+            let params = Value::Object(params).to_string().into_bytes();
+            let context = self.context_json(action, &request_id, ctx)?;
+            Ok::<_, MorphError>((params, context))
+        })();
+        let (params, context) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                let state = CallState::new(self.scope.clone(), action, &request_id);
+                let result = Err(e);
+                self.host.audit_execution(&state, &result, started);
+                report.duration = started.elapsed();
+                return Execution { result, report };
+            }
+        };
+
+        let session = new_session(&self.host, &self.scope, action, &request_id);
+        let guard = CancelOnDrop::new(session.deadline().clone());
+        let code = self.prepared.clone();
+        let action_owned = action.to_string();
+        let run = self
+            .executor
+            .run(move || {
+                Ok(code.run(
+                    session,
+                    GuestCall::Execute {
+                        action: &action_owned,
+                        params: &params,
+                        context: &context,
+                    },
+                ))
+            })
+            .await;
+        guard.disarm();
+
+        let result = match run {
+            Err(e) => Err(e),
+            Ok(GuestRun { session, result }) => {
+                let (totals, events, state) = session.finish();
+                report.host_calls = totals.host_calls;
+                report.peak_memory_bytes = totals.peak_memory_bytes;
+                report.fuel_used = totals.fuel_used;
+                let result =
+                    result.and_then(|bytes| abi::decode_envelope(&bytes, "execute() result"));
+                self.host.publish_events(events);
+                self.host.audit_execution(&state, &result, started);
+                result
+            }
+        };
+        report.duration = started.elapsed();
+        Execution { result, report }
+    }
+}

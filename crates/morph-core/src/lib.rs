@@ -1,0 +1,62 @@
+//! # morph-core
+//!
+//! The contract of Morph, with no engine dependency: the runtime traits
+//! ([`BaseMorphRuntime`], [`LoadedExtension`]), the [`ExtensionManifest`],
+//! [`Permission`]s and [`HostPolicy`], [`ResourceLimits`], the
+//! [`CapabilityHost`] every host call goes through, the guest ABI v1 codec
+//! ([`abi`], [`wasm`]), the execution threads ([`Executor`]) and
+//! [`MorphError`] with its stable kinds.
+//!
+//! A backend crate implements the small synchronous [`Backend`] trait;
+//! [`EngineRuntime`] turns it into a [`BaseMorphRuntime`] and applies every
+//! shared rule, so all backends behave the same.
+//!
+//! ```no_run
+//! # async fn demo(backend: impl morph_core::Backend) -> morph_core::Result<()> {
+//! use std::sync::Arc;
+//! use morph_core::{BaseMorphRuntime, CapabilityHost, EngineRuntime, ExecutionContext,
+//!                  ExtensionArtifact, HostPolicy};
+//!
+//! let runtime = EngineRuntime::new(backend)?;
+//! let artifact = ExtensionArtifact::from_dir("my-extension".as_ref())?;
+//! let policy = HostPolicy::grant_requested(&artifact.manifest);
+//! let ext = runtime.load(&artifact, Arc::new(CapabilityHost::in_memory()), &policy).await?;
+//! let out = ext.execute("echo", serde_json::json!({"text": "hi"}), &ExecutionContext::default()).await?;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+pub mod abi;
+mod artifact;
+mod deadline;
+mod describe;
+mod engine;
+mod error;
+mod executor;
+pub mod host;
+mod limits;
+mod manifest;
+mod permission;
+mod policy;
+mod runtime;
+mod session;
+pub mod wasm;
+
+pub use artifact::ExtensionArtifact;
+pub use deadline::{CancelOnDrop, Deadline};
+pub use describe::{Describe, DescribedAction, json_type, validate_params};
+pub use engine::{Backend, EngineRuntime, EntryCode, GuestCall, GuestRun, PreparedExtension};
+pub use error::{ErrorKind, MorphError, Result};
+pub use executor::{Executor, ExecutorOptions};
+pub use host::{CapabilityHost, CapabilityHostBuilder};
+pub use limits::{Enforcement, EngineLimit, LimitEnforcement, ResourceLimits};
+pub use manifest::{
+    ActionSpec, AiAccess, ExtensionManifest, MANIFEST_FILE, Metadata, ParamSpec, ParamType,
+    RuntimeKind,
+};
+pub use permission::{Permission, PermissionSet, UnknownPermission};
+pub use policy::{EffectivePolicy, HostGrant, HostPolicy};
+pub use runtime::{
+    BaseMorphRuntime, Execution, ExecutionContext, ExecutionReport, LoadedExtension, RuntimeInfo,
+};
+pub use session::{Session, SessionTotals, guest_slice, guest_slice_mut};

@@ -1,0 +1,169 @@
+//! What the host grants. The manifest is a request; the effective grant is
+//! its intersection with the host's policy.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{LimitEnforcement, ResourceLimits};
+use crate::manifest::ExtensionManifest;
+use crate::permission::PermissionSet;
+
+/// Which hosts the host allows `http.fetch` to reach.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostGrant {
+    /// None (the default).
+    #[default]
+    None,
+    /// Whatever the manifest lists.
+    AsRequested,
+    /// Only these patterns, intersected with the manifest's list.
+    Only(Vec<String>),
+}
+
+/// The embedding application's policy for one extension: what it grants,
+/// the ceilings on limits, and how strictly limits must be enforced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPolicy {
+    /// Permissions the host grants. Default: none.
+    pub granted: PermissionSet,
+    /// Hosts the host allows. Default: none.
+    pub hosts: HostGrant,
+    /// Ceilings on every limit. Default: [`ResourceLimits::default`].
+    pub ceilings: ResourceLimits,
+    /// Strict (default) refuses a backend that cannot enforce a limit.
+    pub enforcement: LimitEnforcement,
+    /// An instruction budget per execution (`fuel_exhausted` when spent).
+    /// Default: off.
+    pub fuel: Option<u64>,
+}
+
+impl Default for HostPolicy {
+    fn default() -> Self {
+        HostPolicy {
+            granted: PermissionSet::none(),
+            hosts: HostGrant::None,
+            ceilings: ResourceLimits::default(),
+            enforcement: LimitEnforcement::Strict,
+            fuel: None,
+        }
+    }
+}
+
+impl HostPolicy {
+    /// Grants everything the manifest requests, still capped by the default
+    /// ceilings: the development path of `morph run`.
+    pub fn grant_requested(manifest: &ExtensionManifest) -> Self {
+        HostPolicy {
+            granted: manifest.permissions.clone(),
+            hosts: HostGrant::AsRequested,
+            ..HostPolicy::default()
+        }
+    }
+
+    /// The effective grant for `manifest`: request ∩ grant, limits capped.
+    pub fn resolve(&self, manifest: &ExtensionManifest) -> EffectivePolicy {
+        let allowed_hosts = match &self.hosts {
+            HostGrant::None => Vec::new(),
+            HostGrant::AsRequested => manifest.allowed_hosts.clone(),
+            HostGrant::Only(list) => manifest
+                .allowed_hosts
+                .iter()
+                .filter(|h| list.contains(h))
+                .cloned()
+                .collect(),
+        };
+        EffectivePolicy {
+            permissions: manifest.permissions.intersection(&self.granted),
+            allowed_hosts,
+            limits: manifest.resource_limits.capped_by(&self.ceilings),
+            enforcement: self.enforcement,
+            fuel: self.fuel,
+        }
+    }
+}
+
+/// What one loaded extension may actually do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EffectivePolicy {
+    /// Effective permissions.
+    pub permissions: PermissionSet,
+    /// Effective `http.fetch` host patterns.
+    pub allowed_hosts: Vec<String>,
+    /// Effective limits.
+    pub limits: ResourceLimits,
+    /// Strict or best effort.
+    pub enforcement: LimitEnforcement,
+    /// Instruction budget, if any.
+    pub fuel: Option<u64>,
+}
+
+impl fmt::Display for EffectivePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let l = &self.limits;
+        write!(
+            f,
+            "permissions: {}; allowed hosts: {}; limits: memory {} MiB, time {} ms, http {} requests, files {} MiB, output {} bytes, host calls {}; enforcement: {:?}",
+            self.permissions,
+            if self.allowed_hosts.is_empty() {
+                "(none)".to_string()
+            } else {
+                self.allowed_hosts.join(", ")
+            },
+            l.max_memory_mb,
+            l.max_execution_ms,
+            l.max_http_requests,
+            l.max_file_size_mb,
+            l.max_output_bytes,
+            l.max_host_calls,
+            self.enforcement
+        )?;
+        if let Some(fuel) = self.fuel {
+            write!(f, "; fuel {fuel}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::permission::Permission;
+
+    fn manifest() -> ExtensionManifest {
+        ExtensionManifest::from_yaml(
+            "extension_id: x\nversion: 1.0.0\nschema_version: '1.0'\nmetadata: {name: X}\nruntime: wasm\n\
+             permissions: [vault:read, http:read]\nallowed_hosts: [api.example.com, '*.other.org']\n\
+             resource_limits: {max_memory_mb: 4096, max_execution_ms: 100}\nactions: [{name: a}]\n",
+            "m.yaml",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn default_policy_grants_nothing() {
+        let eff = HostPolicy::default().resolve(&manifest());
+        assert!(eff.permissions.is_empty());
+        assert!(eff.allowed_hosts.is_empty());
+        assert_eq!(eff.limits.max_memory_mb, 128);
+        assert_eq!(eff.limits.max_execution_ms, 100);
+    }
+
+    #[test]
+    fn grants_intersect_the_request() {
+        let policy = HostPolicy {
+            granted: [Permission::VaultRead, Permission::DataWrite]
+                .into_iter()
+                .collect(),
+            hosts: HostGrant::Only(vec!["api.example.com".into(), "evil.com".into()]),
+            ..HostPolicy::default()
+        };
+        let eff = policy.resolve(&manifest());
+        assert_eq!(
+            eff.permissions.iter().collect::<Vec<_>>(),
+            vec![Permission::VaultRead]
+        );
+        assert_eq!(eff.allowed_hosts, vec!["api.example.com".to_string()]);
+    }
+}

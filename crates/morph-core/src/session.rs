@@ -1,0 +1,293 @@
+//! One execution's state on the engine side of the ABI: the pending
+//! host-call response, per-execution counters, the deadline, and the first
+//! fatal error (which wins over whatever the engine reports after it).
+
+use std::sync::Arc;
+
+use crate::abi;
+use crate::deadline::Deadline;
+use crate::error::{ErrorKind, MorphError, Result};
+use crate::host::{CallState, CapabilityHost, Event};
+use crate::limits::ResourceLimits;
+
+/// What an engine needs during one guest call. Backends move it into their
+/// store and hand it back when the call ends.
+#[derive(Debug)]
+pub struct Session {
+    host: Arc<CapabilityHost>,
+    calls: CallState,
+    deadline: Deadline,
+    limits: ResourceLimits,
+    fuel: Option<u64>,
+    pending: Option<Vec<u8>>,
+    host_calls: u32,
+    log_bytes: u64,
+    fatal: Option<MorphError>,
+    peak_memory: u64,
+    fuel_used: Option<u64>,
+}
+
+/// Bounds-checks a guest `(ptr, len)` against its memory.
+pub fn guest_slice<'m>(memory: &'m [u8], ptr: u32, len: u32, what: &str) -> Result<&'m [u8]> {
+    let start = ptr as usize;
+    start
+        .checked_add(len as usize)
+        .and_then(|end| memory.get(start..end))
+        .ok_or_else(|| {
+            MorphError::abi_violation(format!(
+                "{what}: ({ptr}, {len}) is outside guest memory of {} bytes",
+                memory.len()
+            ))
+        })
+}
+
+/// Bounds-checks a writable guest `(ptr, len)`.
+pub fn guest_slice_mut<'m>(
+    memory: &'m mut [u8],
+    ptr: u32,
+    len: u32,
+    what: &str,
+) -> Result<&'m mut [u8]> {
+    let size = memory.len();
+    let start = ptr as usize;
+    start
+        .checked_add(len as usize)
+        .and_then(|end| memory.get_mut(start..end))
+        .ok_or_else(|| {
+            MorphError::abi_violation(format!(
+                "{what}: ({ptr}, {len}) is outside guest memory of {size} bytes"
+            ))
+        })
+}
+
+impl Session {
+    /// A session for one call under `limits`, ending at `deadline`.
+    pub fn new(
+        host: Arc<CapabilityHost>,
+        calls: CallState,
+        limits: ResourceLimits,
+        fuel: Option<u64>,
+        deadline: Deadline,
+    ) -> Self {
+        Session {
+            host,
+            calls,
+            deadline,
+            limits,
+            fuel,
+            pending: None,
+            host_calls: 0,
+            log_bytes: 0,
+            fatal: None,
+            peak_memory: 0,
+            fuel_used: None,
+        }
+    }
+
+    /// The execution's deadline; engines check it.
+    pub fn deadline(&self) -> &Deadline {
+        &self.deadline
+    }
+
+    /// The effective limits.
+    pub fn limits(&self) -> &ResourceLimits {
+        &self.limits
+    }
+
+    /// The instruction budget the host asked for, if any.
+    pub fn fuel(&self) -> Option<u64> {
+        self.fuel
+    }
+
+    /// The error for a passed deadline.
+    pub fn timeout_error(&self) -> MorphError {
+        MorphError::timeout(format!(
+            "action `{}` exceeded max_execution_ms = {} (stopped after {} ms)",
+            self.calls.action(),
+            self.limits.max_execution_ms,
+            self.deadline.elapsed().as_millis()
+        ))
+    }
+
+    /// The error for memory growth beyond `max_memory_mb`.
+    pub fn memory_limit_error(&self, desired_bytes: u64) -> MorphError {
+        MorphError::memory_limit(format!(
+            "action `{}` tried to grow memory to {} MiB, above max_memory_mb = {}",
+            self.calls.action(),
+            desired_bytes >> 20,
+            self.limits.max_memory_mb
+        ))
+    }
+
+    /// Records `error` as the reason the execution ends (the first one
+    /// wins) and returns it, for the engine to raise as a trap.
+    pub fn fail(&mut self, error: MorphError) -> MorphError {
+        self.fatal.get_or_insert(error).clone()
+    }
+
+    /// Takes the recorded fatal error.
+    pub fn take_fatal(&mut self) -> Option<MorphError> {
+        self.fatal.take()
+    }
+
+    /// Notes the guest's memory size, for the report's peak.
+    pub fn note_memory(&mut self, bytes: u64) {
+        self.peak_memory = self.peak_memory.max(bytes);
+    }
+
+    /// Notes the fuel the engine consumed.
+    pub fn note_fuel(&mut self, used: u64) {
+        self.fuel_used = Some(used);
+    }
+
+    /// Checks a guest-supplied output length against `max_output_bytes`
+    /// before anything is read.
+    pub fn check_output_len(&self, len: u64, what: &str) -> Result<()> {
+        let max = self.limits.max_output_bytes;
+        if len > max {
+            return Err(MorphError::quota_exceeded(format!(
+                "{what} of {len} bytes exceeds max_output_bytes = {max}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `morph.host_call(req_ptr, req_len)`: performs the request and keeps
+    /// the response envelope; returns its length. Errors end the execution
+    /// (they are also recorded as fatal).
+    pub fn host_call(&mut self, memory: &[u8], ptr: u32, len: u32) -> Result<u32> {
+        let r = self.host_call_inner(memory, ptr, len);
+        r.map_err(|e| self.fail(e))
+    }
+
+    fn host_call_inner(&mut self, memory: &[u8], ptr: u32, len: u32) -> Result<u32> {
+        if self.deadline.expired() {
+            return Err(self.timeout_error());
+        }
+        self.pending = None;
+        self.check_output_len(len.into(), "host_call request")?;
+        self.host_calls += 1;
+        if self.host_calls > self.limits.max_host_calls {
+            return Err(MorphError::quota_exceeded(format!(
+                "more than max_host_calls = {} host calls in one execution",
+                self.limits.max_host_calls
+            )));
+        }
+        let request = guest_slice(memory, ptr, len, "host_call request")?;
+        let response = self.call_json(request)?;
+        let n = u32::try_from(response.len())
+            .map_err(|_| MorphError::quota_exceeded("host_call response larger than 4 GiB"))?;
+        self.pending = Some(response);
+        Ok(n)
+    }
+
+    /// Performs a request `{"op": ..., "args": {...}}` given as JSON bytes
+    /// and returns the response envelope bytes. Malformed requests are
+    /// `abi_violation`; quota errors end the execution; everything else is
+    /// returned to the guest as an `err` envelope.
+    pub fn call_json(&mut self, request: &[u8]) -> Result<Vec<u8>> {
+        let value = abi::parse_json(request, "host_call request")?;
+        let serde_json::Value::Object(mut map) = value else {
+            return Err(MorphError::abi_violation(
+                "host_call request must be an object {\"op\": string, \"args\": object}",
+            ));
+        };
+        let op = match map.remove("op") {
+            Some(serde_json::Value::String(op)) => op,
+            _ => {
+                return Err(MorphError::abi_violation(
+                    "host_call request has no string `op`",
+                ));
+            }
+        };
+        let args = map
+            .remove("args")
+            .unwrap_or(serde_json::Value::Object(Default::default()));
+        let result = self.host.call(&mut self.calls, &op, args);
+        if let Err(e) = &result
+            && e.kind() == ErrorKind::QuotaExceeded
+        {
+            return Err(e.clone());
+        }
+        Ok(abi::encode_envelope(&result))
+    }
+
+    /// `morph.host_response(dst_ptr, dst_len)`: copies the pending response
+    /// into guest memory; returns the bytes written.
+    pub fn host_response(&mut self, memory: &mut [u8], ptr: u32, len: u32) -> Result<u32> {
+        let r = self.host_response_inner(memory, ptr, len);
+        r.map_err(|e| self.fail(e))
+    }
+
+    fn host_response_inner(&mut self, memory: &mut [u8], ptr: u32, len: u32) -> Result<u32> {
+        let pending = self.pending.as_deref().ok_or_else(|| {
+            MorphError::abi_violation("host_response called with no pending response")
+        })?;
+        let n = pending.len() as u32;
+        if len < n {
+            return Err(MorphError::abi_violation(format!(
+                "host_response buffer of {len} bytes is shorter than the {n}-byte response"
+            )));
+        }
+        guest_slice_mut(memory, ptr, n, "host_response buffer")?.copy_from_slice(pending);
+        Ok(n)
+    }
+
+    /// `morph.log(level, ptr, len)`: logs through `tracing` (target
+    /// `morph::guest`), counted against `max_output_bytes`.
+    pub fn log(&mut self, memory: &[u8], level: i32, ptr: u32, len: u32) -> Result<()> {
+        let r = self.log_inner(memory, level, ptr, len);
+        r.map_err(|e| self.fail(e))
+    }
+
+    fn log_inner(&mut self, memory: &[u8], level: i32, ptr: u32, len: u32) -> Result<()> {
+        self.log_bytes += u64::from(len);
+        self.check_output_len(self.log_bytes, "log output")?;
+        let bytes = guest_slice(memory, ptr, len, "log message")?;
+        self.log_text(level, &String::from_utf8_lossy(bytes))
+    }
+
+    /// Logs a message from a script guest (level 0 trace ... 4 error).
+    pub fn log_text(&mut self, level: i32, text: &str) -> Result<()> {
+        let ext = self.calls.scope().extension_id.as_str();
+        let action = self.calls.action();
+        match level {
+            0 => tracing::trace!(target: "morph::guest", extension = ext, action, "{text}"),
+            1 => tracing::debug!(target: "morph::guest", extension = ext, action, "{text}"),
+            2 => tracing::info!(target: "morph::guest", extension = ext, action, "{text}"),
+            3 => tracing::warn!(target: "morph::guest", extension = ext, action, "{text}"),
+            4 => tracing::error!(target: "morph::guest", extension = ext, action, "{text}"),
+            other => {
+                return Err(MorphError::abi_violation(format!(
+                    "log level {other} is not 0 (trace) to 4 (error)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the session: the report's counters and the emitted events.
+    pub fn finish(mut self) -> (SessionTotals, Vec<Event>, CallState) {
+        let events = self.calls.take_events();
+        (
+            SessionTotals {
+                host_calls: self.host_calls,
+                peak_memory_bytes: self.peak_memory,
+                fuel_used: self.fuel_used,
+            },
+            events,
+            self.calls,
+        )
+    }
+}
+
+/// Counters of a finished session.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionTotals {
+    /// Host calls made.
+    pub host_calls: u32,
+    /// Largest guest memory seen, in bytes.
+    pub peak_memory_bytes: u64,
+    /// Fuel consumed, where the engine counts it.
+    pub fuel_used: Option<u64>,
+}

@@ -1,0 +1,10 @@
+//! WebAssembly specifics shared by every wasm backend: module validation
+//! and the ABI call sequence.
+
+mod driver;
+mod module;
+
+pub use driver::{GuestInstance, drive};
+pub use module::{
+    GuestExport, HostImport, IMPORT_MODULE, WASI_MODULE, WasmModule, accepted_features,
+};
