@@ -1,1 +1,21 @@
+//! # morph-conformance
+//!
+//! The single judge of "behaves the same": cases are data
+//! (`cases/*.yaml`), fixtures are extensions (`fixtures/<name>/`), and the
+//! runner holds every backend to the same expectations. Use it three ways:
+//! `cargo test` (each backend crate's `tests/conformance.rs` calls
+//! [`main_for_backend`]), `morph conformance` (the [`Matrix`]), or as a
+//! library.
+#![warn(missing_docs)]
 
+mod case;
+mod divergence;
+mod matrix;
+mod runner;
+mod trials;
+
+pub use case::{Case, Expect, HostSetup, Step, Suite, SuiteError};
+pub use divergence::{EXPECTED_DIVERGENCES, expected_divergence};
+pub use matrix::Matrix;
+pub use runner::{CaseResult, Status, contains, run_case};
+pub use trials::{main_for_backend, trials};

@@ -1,1 +1,125 @@
+//! # morph
+//!
+//! Run untrusted extensions (WebAssembly today; JavaScript and Python
+//! planned) behind one runtime trait and one capability host. This facade
+//! re-exports [`morph_core`] and the backends compiled in through Cargo
+//! features (`wasmtime`, the default), and offers [`Morph`], a small
+//! top-level handle.
+//!
+//! ```no_run
+//! # async fn demo() -> morph::Result<()> {
+//! use morph::{ExecutionContext, HostPolicy, Morph};
+//!
+//! let morph = Morph::builder().build()?;
+//! let ext = morph.load_dir("examples/echo".as_ref(), None).await?;
+//! let out = ext
+//!     .execute("echo", serde_json::json!({"text": "hi"}), &ExecutionContext::default())
+//!     .await?;
+//! println!("{out}");
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
 
+pub mod backends;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use morph_core::*;
+
+/// The top-level handle: a capability host and the backends in use.
+pub struct Morph {
+    host: Arc<CapabilityHost>,
+    runtimes: BTreeMap<RuntimeKind, Arc<dyn BaseMorphRuntime>>,
+}
+
+/// Builds a [`Morph`].
+#[derive(Default)]
+pub struct MorphBuilder {
+    host: Option<Arc<CapabilityHost>>,
+    backends: Vec<String>,
+}
+
+impl MorphBuilder {
+    /// Uses backend `name` for the extension kinds it runs (see
+    /// [`backends::compiled`]). Default: the first compiled backend for
+    /// each kind.
+    pub fn backend(mut self, name: &str) -> Self {
+        self.backends.push(name.to_string());
+        self
+    }
+
+    /// Serves host calls with `host`. Default: [`CapabilityHost::in_memory`].
+    pub fn host(mut self, host: Arc<CapabilityHost>) -> Self {
+        self.host = Some(host);
+        self
+    }
+
+    /// Creates the backends.
+    pub fn build(self) -> Result<Morph> {
+        let names: Vec<String> = if self.backends.is_empty() {
+            backends::compiled().iter().map(|s| s.to_string()).collect()
+        } else {
+            self.backends
+        };
+        let mut runtimes = BTreeMap::new();
+        for name in names {
+            let runtime = backends::create(&name)?;
+            for kind in runtime.info().kinds {
+                runtimes.entry(kind).or_insert_with(|| runtime.clone());
+            }
+        }
+        Ok(Morph {
+            host: self
+                .host
+                .unwrap_or_else(|| Arc::new(CapabilityHost::in_memory())),
+            runtimes,
+        })
+    }
+}
+
+impl Morph {
+    /// A builder.
+    pub fn builder() -> MorphBuilder {
+        MorphBuilder::default()
+    }
+
+    /// The capability host.
+    pub fn host(&self) -> &Arc<CapabilityHost> {
+        &self.host
+    }
+
+    /// The backend that runs `kind`, if any.
+    pub fn runtime_for(&self, kind: RuntimeKind) -> Option<&Arc<dyn BaseMorphRuntime>> {
+        self.runtimes.get(&kind)
+    }
+
+    /// Loads the extension in `dir` under `policy` (default: grant what
+    /// the manifest requests, capped by the default ceilings).
+    pub async fn load_dir(
+        &self,
+        dir: &Path,
+        policy: Option<HostPolicy>,
+    ) -> Result<Box<dyn LoadedExtension>> {
+        let artifact = ExtensionArtifact::from_dir(dir)?;
+        self.load(&artifact, policy).await
+    }
+
+    /// Loads `artifact` under `policy` on the backend for its kind.
+    pub async fn load(
+        &self,
+        artifact: &ExtensionArtifact,
+        policy: Option<HostPolicy>,
+    ) -> Result<Box<dyn LoadedExtension>> {
+        let kind = artifact.manifest.runtime;
+        let runtime = self.runtime_for(kind).ok_or_else(|| {
+            MorphError::unsupported(format!(
+                "no compiled backend runs {kind} extensions (compiled: {})",
+                backends::compiled().join(", ")
+            ))
+        })?;
+        let policy = policy.unwrap_or_else(|| HostPolicy::grant_requested(&artifact.manifest));
+        runtime.load(artifact, self.host.clone(), &policy).await
+    }
+}

@@ -1,1 +1,245 @@
-fn main() {}
+//! The `morph` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use morph::host::{MemoryVault, VaultProvider, validate_key};
+use morph::{
+    BaseMorphRuntime, CapabilityHost, ExecutionContext, ExtensionArtifact, HostPolicy, MorphError,
+    Result, backends,
+};
+use morph_conformance::{Matrix, Suite};
+
+/// Run untrusted extensions behind one runtime trait and one capability host.
+#[derive(Parser)]
+#[command(name = "morph", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Execute an action of the extension in DIR and print its JSON result.
+    ///
+    /// Grants the manifest's requested permissions up to the default
+    /// ceilings (the development path) and prints the grant on stderr.
+    Run {
+        /// The extension directory (manifest.yaml + entry).
+        dir: PathBuf,
+        /// The action to execute.
+        action: String,
+        /// Params as a JSON object.
+        #[arg(long, default_value = "{}")]
+        params: String,
+        /// Execution context as JSON (request_id, user_id, group_id, space_id, config).
+        #[arg(long)]
+        context: Option<String>,
+        /// Backend to use (default: the first compiled one).
+        #[arg(long)]
+        backend: Option<String>,
+        /// A secret for this run only, as KEY=VALUE (repeatable).
+        #[arg(long = "secret", value_name = "KEY=VALUE")]
+        secrets: Vec<String>,
+    },
+    /// Print the Describe document of the extension in DIR.
+    Describe {
+        /// The extension directory.
+        dir: PathBuf,
+        /// Backend to use (default: the first compiled one).
+        #[arg(long)]
+        backend: Option<String>,
+    },
+    /// List the compiled backends and what each enforces.
+    Backends,
+    /// Run the conformance suite and print the case × backend matrix.
+    Conformance {
+        /// A backend name, or `all` (default).
+        #[arg(long, default_value = "all")]
+        backend: String,
+        /// Print the matrix as JSON (with timings and timeout overshoots).
+        #[arg(long)]
+        json: bool,
+        /// The suite directory (default: the one this binary was built from).
+        #[arg(long)]
+        suite: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error[io_error]: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error[{}]: {}", e.kind(), render_message(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn render_message(e: &MorphError) -> String {
+    match e.code() {
+        Some(code) => format!("({code}) {}", e.message()),
+        None => e.message().to_string(),
+    }
+}
+
+fn pick_backend(name: Option<&str>) -> Result<Arc<dyn BaseMorphRuntime>> {
+    let name = match name {
+        Some(n) => n,
+        None => backends::compiled().first().copied().ok_or_else(|| {
+            MorphError::unsupported("this build has no backend; enable a Cargo feature")
+        })?,
+    };
+    backends::create(name)
+}
+
+fn parse_json(text: &str, flag: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text)
+        .map_err(|e| MorphError::invalid_params(format!("{flag} is not valid JSON: {e}")))
+}
+
+async fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Run {
+            dir,
+            action,
+            params,
+            context,
+            backend,
+            secrets,
+        } => {
+            let params = parse_json(&params, "--params")?;
+            let context: ExecutionContext = match context {
+                Some(text) => serde_json::from_value(parse_json(&text, "--context")?)
+                    .map_err(|e| MorphError::invalid_params(format!("--context: {e}")))?,
+                None => ExecutionContext::default(),
+            };
+            let artifact = ExtensionArtifact::from_dir(&dir)?;
+            let runtime = pick_backend(backend.as_deref())?;
+            let policy = HostPolicy::grant_requested(&artifact.manifest);
+            let vault = Arc::new(MemoryVault::new());
+            for pair in &secrets {
+                let (key, value) = pair.split_once('=').ok_or_else(|| {
+                    MorphError::invalid_params(format!("--secret `{pair}` is not KEY=VALUE"))
+                })?;
+                validate_key("--secret", key)?;
+                vault.set(&artifact.manifest.extension_id, key, value)?;
+            }
+            let host = Arc::new(CapabilityHost::builder().vault(vault).build());
+            let ext = runtime.load(&artifact, host, &policy).await?;
+            eprintln!(
+                "morph: running `{}` on {} with {}",
+                artifact.manifest.extension_id,
+                runtime.info().name,
+                ext.policy()
+            );
+            let value = ext.execute(&action, params, &context).await?;
+            println!("{}", pretty(&value));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Describe { dir, backend } => {
+            let artifact = ExtensionArtifact::from_dir(&dir)?;
+            let runtime = pick_backend(backend.as_deref())?;
+            let policy = HostPolicy::grant_requested(&artifact.manifest);
+            let ext = runtime
+                .load(&artifact, Arc::new(CapabilityHost::in_memory()), &policy)
+                .await?;
+            let describe = serde_json::to_value(ext.describe())
+                .map_err(|e| MorphError::host_error(e.to_string()))?;
+            println!("{}", pretty(&describe));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backends => {
+            if backends::compiled().is_empty() {
+                println!("no backend compiled in; enable a Cargo feature (wasmtime, ...)");
+            }
+            for name in backends::compiled() {
+                let info = backends::create(name)?.info();
+                let limits: Vec<String> = info
+                    .limits
+                    .iter()
+                    .map(|(l, e)| {
+                        format!(
+                            "{l}={}",
+                            serde_json::to_value(e)
+                                .unwrap_or_default()
+                                .as_str()
+                                .unwrap_or("?")
+                        )
+                    })
+                    .collect();
+                println!(
+                    "{:<16} {} {} ({}), runs {}; limits: {}",
+                    info.name,
+                    info.engine,
+                    info.engine_version,
+                    info.execution,
+                    info.kinds
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    limits.join(", ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Conformance {
+            backend,
+            json,
+            suite,
+        } => {
+            let suite = match suite {
+                Some(dir) => Suite::load(&dir),
+                None => Suite::bundled(),
+            }
+            .map_err(|e| MorphError::io_error(format!("conformance suite: {e}")))?;
+            let names: Vec<&str> = if backend == "all" {
+                backends::compiled().to_vec()
+            } else {
+                vec![backend.as_str()]
+            };
+            let mut runtimes = Vec::new();
+            for name in names {
+                runtimes.push((name.to_string(), backends::create(name)?));
+            }
+            let matrix = Matrix::run(&suite, &runtimes).await;
+            if json {
+                let text = serde_json::to_string_pretty(&matrix)
+                    .map_err(|e| MorphError::host_error(e.to_string()))?;
+                println!("{text}");
+            } else {
+                print!("{}", matrix.render());
+            }
+            Ok(if matrix.failures().is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}

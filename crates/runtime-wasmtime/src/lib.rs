@@ -1,1 +1,152 @@
+//! # morph-runtime-wasmtime
+//!
+//! Morph's backend on [wasmtime](https://wasmtime.dev) with the Cranelift
+//! JIT. Engine glue only: every shared rule lives in `morph-core`.
+//!
+//! Limits, all enforced natively by wasmtime:
+//! - `max_execution_ms`: epoch interruption. A ticker thread advances the
+//!   engine's epoch every [`WasmtimeOptions::epoch_tick`]; at each tick the
+//!   store checks the execution's deadline and ends it with `timeout`.
+//! - `max_memory_mb`: a `ResourceLimiter` refuses `memory.grow` beyond the
+//!   cap and ends the execution with `memory_limit`.
+//! - stack: `max_wasm_stack` ([`WasmtimeOptions::max_wasm_stack`]), mapped to
+//!   `stack_overflow`; executions run on morph-core's threads whose native
+//!   stack is larger.
+//! - fuel: only when [`WasmtimeOptions::fuel`] is on (it slows every
+//!   execution, so it is off by default and `RuntimeInfo` says so).
+//!
+//! ```no_run
+//! use morph_core::EngineRuntime;
+//! use morph_runtime_wasmtime::{WasmtimeBackend, WasmtimeOptions};
+//!
+//! let runtime = EngineRuntime::new(WasmtimeBackend::new(WasmtimeOptions::default())?)?;
+//! # Ok::<(), morph_core::MorphError>(())
+//! ```
+#![warn(missing_docs)]
 
+mod engine;
+mod marshal;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use morph_core::{
+    Backend, EffectivePolicy, Enforcement, EngineLimit, EntryCode, MorphError, PreparedExtension,
+    Result, RuntimeInfo, RuntimeKind,
+};
+
+/// The backend name users choose.
+pub const BACKEND_NAME: &str = "wasmtime";
+
+/// The wasmtime version this crate is built against.
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
+/// Settings of the wasmtime backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WasmtimeOptions {
+    /// Guest stack budget in bytes before `stack_overflow`. Default 512 KiB
+    /// (wasmtime's own default), well below the execution threads' 8 MiB.
+    pub max_wasm_stack: usize,
+    /// How often the epoch ticker checks deadlines. Default 5 ms: the
+    /// worst-case overshoot of `max_execution_ms`.
+    pub epoch_tick: Duration,
+    /// Count instructions so the host may set a fuel budget. Default off.
+    pub fuel: bool,
+}
+
+impl Default for WasmtimeOptions {
+    fn default() -> Self {
+        WasmtimeOptions {
+            max_wasm_stack: 512 << 10,
+            epoch_tick: Duration::from_millis(5),
+            fuel: false,
+        }
+    }
+}
+
+/// The wasmtime backend: one engine, one epoch ticker.
+pub struct WasmtimeBackend {
+    engine: wasmtime::Engine,
+    options: WasmtimeOptions,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl WasmtimeBackend {
+    /// Creates the engine and starts its epoch ticker.
+    pub fn new(options: WasmtimeOptions) -> Result<Self> {
+        let mut config = wasmtime::Config::new();
+        config
+            .epoch_interruption(true)
+            .max_wasm_stack(options.max_wasm_stack)
+            .consume_fuel(options.fuel)
+            .wasm_simd(false)
+            .wasm_relaxed_simd(false)
+            .wasm_memory64(false);
+        let engine = wasmtime::Engine::new(&config)
+            .map_err(|e| MorphError::host_error(format!("wasmtime engine: {e}")))?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (stop, ticking) = (ticker_stop.clone(), engine.clone());
+        std::thread::Builder::new()
+            .name("morph-wasmtime-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(options.epoch_tick);
+                    ticking.increment_epoch();
+                }
+            })
+            .map_err(|e| MorphError::io_error(format!("cannot start epoch ticker: {e}")))?;
+        Ok(WasmtimeBackend {
+            engine,
+            options,
+            ticker_stop,
+        })
+    }
+}
+
+impl Drop for WasmtimeBackend {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Backend for WasmtimeBackend {
+    fn info(&self) -> RuntimeInfo {
+        let fuel = if self.options.fuel {
+            Enforcement::Native
+        } else {
+            Enforcement::Unsupported
+        };
+        RuntimeInfo {
+            name: BACKEND_NAME.into(),
+            engine: "wasmtime".into(),
+            engine_version: WASMTIME_VERSION.into(),
+            kinds: vec![RuntimeKind::Wasm],
+            execution: "jit".into(),
+            limits: BTreeMap::from([
+                (EngineLimit::ExecutionTime, Enforcement::Native),
+                (EngineLimit::Memory, Enforcement::Native),
+                (EngineLimit::Stack, Enforcement::Native),
+                (EngineLimit::Fuel, fuel),
+            ]),
+        }
+    }
+
+    fn prepare(
+        &self,
+        code: &EntryCode,
+        policy: &EffectivePolicy,
+    ) -> Result<Arc<dyn PreparedExtension>> {
+        let EntryCode::Wasm(module) = code else {
+            return Err(MorphError::unsupported(
+                "the wasmtime backend runs WebAssembly extensions only",
+            ));
+        };
+        Ok(Arc::new(engine::Prepared::new(
+            &self.engine,
+            module,
+            policy,
+        )?))
+    }
+}

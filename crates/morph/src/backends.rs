@@ -1,0 +1,34 @@
+//! The one registry of backends: a name per Cargo feature, one `match`.
+
+use std::sync::Arc;
+
+use morph_core::{BaseMorphRuntime, MorphError, Result};
+
+/// Names of the backends compiled into this build, in preference order.
+pub fn compiled() -> &'static [&'static str] {
+    &[
+        #[cfg(feature = "wasmtime")]
+        "wasmtime",
+    ]
+}
+
+/// Creates backend `name` with its default options.
+pub fn create(name: &str) -> Result<Arc<dyn BaseMorphRuntime>> {
+    match name {
+        #[cfg(feature = "wasmtime")]
+        "wasmtime" => {
+            use morph_runtime_wasmtime::{WasmtimeBackend, WasmtimeOptions};
+            Ok(Arc::new(morph_core::EngineRuntime::new(
+                WasmtimeBackend::new(WasmtimeOptions::default())?,
+            )?))
+        }
+        other => Err(MorphError::not_found(format!(
+            "backend `{other}` is not compiled into this build (compiled: {}); enable its Cargo feature",
+            if compiled().is_empty() {
+                "none".to_string()
+            } else {
+                compiled().join(", ")
+            }
+        ))),
+    }
+}

@@ -1,0 +1,155 @@
+//! The `morph` command line as a user meets it: exit codes, `error[kind]`
+//! lines, and no panic on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn morph(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_morph"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("morph binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_error(o: &Output, kind: &str, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "stderr: {err}");
+    assert!(err.contains(&format!("error[{kind}]: ")), "stderr: {err}");
+    assert!(err.contains(needle), "stderr lacks `{needle}`: {err}");
+    assert!(!err.contains("panicked"), "stderr: {err}");
+    assert!(o.stdout.is_empty());
+}
+
+/// A temporary extension directory with `manifest` and an entry file.
+fn extension(manifest: &str, entry_name: &str, entry: &[u8]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("manifest.yaml"), manifest).expect("write manifest");
+    std::fs::write(dir.path().join(entry_name), entry).expect("write entry");
+    dir
+}
+
+const MANIFEST: &str = "extension_id: t.cli\nversion: 1.0.0\nschema_version: '1.0'\nmetadata: {name: T}\nruntime: wasm\nactions: [{name: run}]\n";
+
+#[test]
+fn run_prints_the_ok_value_and_exits_zero() {
+    let o = morph(&[
+        "run",
+        "examples/hello",
+        "secret",
+        "--secret",
+        "greeting=hi there",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert_eq!(v, serde_json::json!({"ok": "hi there"}));
+    assert!(
+        stderr(&o).contains("permissions: vault:read"),
+        "grants on stderr"
+    );
+}
+
+#[test]
+fn describe_prints_the_document() {
+    let o = morph(&["describe", "examples/hello"]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert_eq!(v["name"], "Hello");
+    assert_eq!(v["actions"].as_array().map(Vec::len), Some(3));
+}
+
+#[test]
+fn bad_manifest_is_invalid_manifest_naming_the_field() {
+    let dir = extension(&MANIFEST.replace("1.0.0", "one"), "extension.wasm", b"");
+    let o = morph(&["run", dir.path().to_str().unwrap_or_default(), "run"]);
+    assert_error(&o, "invalid_manifest", "field `version`");
+
+    let dir = extension(
+        &MANIFEST.replace("[{name: run}]", "[{name: run}]\npermissions: [root:all]"),
+        "extension.wasm",
+        b"",
+    );
+    let o = morph(&["run", dir.path().to_str().unwrap_or_default(), "run"]);
+    assert_error(&o, "invalid_manifest", "root:all");
+}
+
+#[test]
+fn module_without_exports_is_invalid_module() {
+    let dir = extension(
+        &MANIFEST.replace("runtime: wasm", "runtime: wasm\nentry: extension.wat"),
+        "extension.wat",
+        b"(module)",
+    );
+    let o = morph(&["run", dir.path().to_str().unwrap_or_default(), "run"]);
+    assert_error(&o, "invalid_module", "missing export `memory`");
+}
+
+#[test]
+fn garbage_bytes_are_invalid_module_naming_the_file() {
+    let dir = extension(MANIFEST, "extension.wasm", b"\x7fELF definitely not wasm");
+    let o = morph(&["run", dir.path().to_str().unwrap_or_default(), "run"]);
+    assert_error(&o, "invalid_module", "extension.wasm");
+}
+
+#[test]
+fn missing_directory_and_bad_params_are_clear() {
+    let o = morph(&["run", "no/such/dir", "run"]);
+    assert_error(&o, "not_found", "no/such/dir");
+    let o = morph(&["run", "examples/hello", "hello", "--params", "{nope"]);
+    assert_error(&o, "invalid_params", "--params");
+    let o = morph(&["run", "examples/hello", "hello", "--backend", "nonesuch"]);
+    assert_error(&o, "not_found", "nonesuch");
+}
+
+#[test]
+fn conformance_prints_the_matrix_and_passes() {
+    let o = morph(&["conformance"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", stderr(&o));
+    assert!(out.contains("wasmtime"), "{out}");
+    assert!(out.contains(" 0 failed"), "{out}");
+}
+
+#[test]
+fn conformance_fails_when_an_expectation_is_wrong() {
+    // Copy the suite, break one expectation, and the matrix must say FAIL.
+    let suite = tempfile::tempdir().expect("temp dir");
+    let src = repo().join("conformance");
+    copy_dir(&src.join("fixtures"), &suite.path().join("fixtures"));
+    std::fs::create_dir(suite.path().join("cases")).expect("mkdir");
+    let case = std::fs::read_to_string(src.join("cases/trap.yaml")).expect("trap case");
+    std::fs::write(
+        suite.path().join("cases/trap.yaml"),
+        case.replace("error: trap", "error: timeout"),
+    )
+    .expect("write case");
+    let o = morph(&[
+        "conformance",
+        "--suite",
+        suite.path().to_str().unwrap_or_default(),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("FAIL wasmtime/trap"), "{out}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Compile, instantiate, call, limits.
+
+use morph_core::wasm::{GuestExport, GuestInstance, HostImport, IMPORT_MODULE, WasmModule, drive};
+use morph_core::{
+    EffectivePolicy, GuestCall, GuestRun, MorphError, PreparedExtension, Result, Session,
+};
+use wasmtime::{
+    Caller, Engine, Instance, InstancePre, Linker, Memory, Module, ResourceLimiter, Store,
+    UpdateDeadline,
+};
+
+use crate::marshal::{export_name, map_error, memory_and_state};
+
+/// Most table elements a guest may grow to.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+/// What a store carries: the session and the memory cap.
+pub struct StoreState {
+    pub session: Session,
+    max_memory: usize,
+}
+
+impl ResourceLimiter for StoreState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            let e = self.session.memory_limit_error(desired as u64);
+            return Err(wasmtime::Error::new(self.session.fail(e)));
+        }
+        Ok(maximum.is_none_or(|m| desired <= m))
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > MAX_TABLE_ELEMENTS {
+            let e = MorphError::memory_limit(format!(
+                "table growth to {desired} elements exceeds {MAX_TABLE_ELEMENTS}"
+            ));
+            return Err(wasmtime::Error::new(self.session.fail(e)));
+        }
+        Ok(maximum.is_none_or(|m| desired <= m))
+    }
+}
+
+/// A compiled module, pre-linked: each run instantiates it afresh.
+pub struct Prepared {
+    engine: Engine,
+    pre: InstancePre<StoreState>,
+    module: WasmModule,
+    max_memory: usize,
+}
+
+impl Prepared {
+    pub fn new(engine: &Engine, module: &WasmModule, policy: &EffectivePolicy) -> Result<Self> {
+        let compiled = Module::new(engine, module.bytes())
+            .map_err(|e| MorphError::invalid_module(format!("wasmtime cannot compile it: {e}")))?;
+        let mut linker = Linker::<StoreState>::new(engine);
+        for import in module.imports() {
+            link(&mut linker, *import)
+                .map_err(|e| MorphError::host_error(format!("linking {}: {e}", import.name())))?;
+        }
+        let pre = linker
+            .instantiate_pre(&compiled)
+            .map_err(|e| MorphError::invalid_module(format!("cannot link: {e}")))?;
+        Ok(Prepared {
+            engine: engine.clone(),
+            pre,
+            module: module.clone(),
+            max_memory: usize::try_from(policy.limits.max_memory_bytes()).unwrap_or(usize::MAX),
+        })
+    }
+
+    fn instantiate(&self, session: Session) -> (Store<StoreState>, Result<Live>) {
+        let fuel = session.fuel();
+        let mut store = Store::new(
+            &self.engine,
+            StoreState {
+                session,
+                max_memory: self.max_memory,
+            },
+        );
+        store.limiter(|state| state as &mut dyn ResourceLimiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let session = &mut ctx.data_mut().session;
+            if session.deadline().expired() {
+                let e = session.timeout_error();
+                return Err(wasmtime::Error::new(session.fail(e)));
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        if let Some(fuel) = fuel
+            && let Err(e) = store.set_fuel(fuel)
+        {
+            let e = MorphError::unsupported(format!("fuel: {e}"));
+            return (store, Err(e));
+        }
+        let live = match self.pre.instantiate(&mut store) {
+            Ok(instance) => match instance.get_memory(&mut store, "memory") {
+                Some(memory) => Ok(Live { instance, memory }),
+                None => Err(MorphError::invalid_module(
+                    "export `memory` missing after instantiation",
+                )),
+            },
+            Err(e) => {
+                let mapped = map_error(e, "instantiate", &store.data().session);
+                Err(store.data_mut().session.take_fatal().unwrap_or(mapped))
+            }
+        };
+        (store, live)
+    }
+}
+
+struct Live {
+    instance: Instance,
+    memory: Memory,
+}
+
+struct WasmtimeInstance {
+    store: Store<StoreState>,
+    live: Live,
+}
+
+impl GuestInstance for WasmtimeInstance {
+    fn call(&mut self, export: GuestExport, args: &[i32]) -> Result<i64> {
+        let name = export_name(export);
+        let store = &mut self.store;
+        let instance = self.live.instance;
+        let result = match (export, args) {
+            (GuestExport::Initialize, []) => instance
+                .get_typed_func::<(), ()>(&mut *store, name)
+                .and_then(|f| f.call(&mut *store, ()))
+                .map(|()| 0),
+            (GuestExport::AbiVersion, []) => instance
+                .get_typed_func::<(), i32>(&mut *store, name)
+                .and_then(|f| f.call(&mut *store, ()))
+                .map(i64::from),
+            (GuestExport::Alloc, [size]) => instance
+                .get_typed_func::<i32, i32>(&mut *store, name)
+                .and_then(|f| f.call(&mut *store, *size))
+                .map(|p| i64::from(p as u32)),
+            (GuestExport::Describe, []) => instance
+                .get_typed_func::<(), i64>(&mut *store, name)
+                .and_then(|f| f.call(&mut *store, ())),
+            (GuestExport::Execute, [a, b, c, d, e, f]) => instance
+                .get_typed_func::<(i32, i32, i32, i32, i32, i32), i64>(&mut *store, name)
+                .and_then(|func| func.call(&mut *store, (*a, *b, *c, *d, *e, *f))),
+            _ => {
+                return Err(MorphError::host_error(format!(
+                    "`{name}` called with {} arguments",
+                    args.len()
+                )));
+            }
+        };
+        result.map_err(|e| map_error(e, name, &store.data().session))
+    }
+
+    fn memory(&mut self) -> &mut [u8] {
+        self.live.memory.data_mut(&mut self.store)
+    }
+
+    fn session(&mut self) -> &mut Session {
+        &mut self.store.data_mut().session
+    }
+}
+
+impl PreparedExtension for Prepared {
+    fn run(&self, session: Session, call: GuestCall<'_>) -> GuestRun {
+        let (mut store, live) = self.instantiate(session);
+        let result = match live {
+            Ok(live) => {
+                let mut instance = WasmtimeInstance { store, live };
+                let result = drive(&mut instance, &self.module, &call);
+                store = instance.store;
+                result
+            }
+            Err(e) => Err(e),
+        };
+        if let (Some(initial), Ok(left)) = (store.data().session.fuel(), store.get_fuel()) {
+            store
+                .data_mut()
+                .session
+                .note_fuel(initial.saturating_sub(left));
+        }
+        GuestRun {
+            session: store.into_data().session,
+            result,
+        }
+    }
+}
+
+fn link(linker: &mut Linker<StoreState>, import: HostImport) -> wasmtime::Result<()> {
+    let name = import.name();
+    match import {
+        HostImport::HostCall => linker.func_wrap(
+            IMPORT_MODULE,
+            name,
+            |mut caller: Caller<'_, StoreState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
+                let (memory, state) = memory_and_state(&mut caller, "host_call")?;
+                let n = state
+                    .session
+                    .host_call(memory, ptr as u32, len as u32)
+                    .map_err(wasmtime::Error::new)?;
+                Ok(n as i32)
+            },
+        )?,
+        HostImport::HostResponse => linker.func_wrap(
+            IMPORT_MODULE,
+            name,
+            |mut caller: Caller<'_, StoreState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
+                let (memory, state) = memory_and_state(&mut caller, "host_response")?;
+                let n = state
+                    .session
+                    .host_response(memory, ptr as u32, len as u32)
+                    .map_err(wasmtime::Error::new)?;
+                Ok(n as i32)
+            },
+        )?,
+        HostImport::Log => linker.func_wrap(
+            IMPORT_MODULE,
+            name,
+            |mut caller: Caller<'_, StoreState>,
+             level: i32,
+             ptr: i32,
+             len: i32|
+             -> wasmtime::Result<()> {
+                let (memory, state) = memory_and_state(&mut caller, "log")?;
+                state
+                    .session
+                    .log(memory, level, ptr as u32, len as u32)
+                    .map_err(wasmtime::Error::new)
+            },
+        )?,
+    };
+    Ok(())
+}
