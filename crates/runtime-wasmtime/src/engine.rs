@@ -9,6 +9,9 @@ use wasmtime::{
     UpdateDeadline,
 };
 
+use std::sync::Arc;
+
+use crate::EpochTicker;
 use crate::marshal::{export_name, map_error, memory_and_state};
 
 /// Most table elements a guest may grow to.
@@ -53,13 +56,19 @@ impl ResourceLimiter for StoreState {
 /// A compiled module, pre-linked: each run instantiates it afresh.
 pub struct Prepared {
     engine: Engine,
+    _ticker: Arc<EpochTicker>,
     pre: InstancePre<StoreState>,
     module: WasmModule,
     max_memory: usize,
 }
 
 impl Prepared {
-    pub fn new(engine: &Engine, module: &WasmModule, policy: &EffectivePolicy) -> Result<Self> {
+    pub fn new(
+        engine: &Engine,
+        ticker: Arc<EpochTicker>,
+        module: &WasmModule,
+        policy: &EffectivePolicy,
+    ) -> Result<Self> {
         let compiled = Module::new(engine, module.bytes())
             .map_err(|e| MorphError::invalid_module(format!("wasmtime cannot compile it: {e}")))?;
         let mut linker = Linker::<StoreState>::new(engine);
@@ -72,6 +81,7 @@ impl Prepared {
             .map_err(|e| MorphError::invalid_module(format!("cannot link: {e}")))?;
         Ok(Prepared {
             engine: engine.clone(),
+            _ticker: ticker,
             pre,
             module: module.clone(),
             max_memory: usize::try_from(policy.limits.max_memory_bytes()).unwrap_or(usize::MAX),

@@ -70,7 +70,37 @@ impl Default for WasmtimeOptions {
 pub struct WasmtimeBackend {
     engine: wasmtime::Engine,
     options: WasmtimeOptions,
-    ticker_stop: Arc<AtomicBool>,
+    ticker: Arc<EpochTicker>,
+}
+
+/// Advances the engine's epoch until the last holder is dropped. Every
+/// prepared extension holds it too, so deadlines keep working for an
+/// extension that outlives the backend value it was loaded with.
+pub(crate) struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: wasmtime::Engine, tick: Duration) -> Result<Arc<Self>> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("morph-wasmtime-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|e| MorphError::io_error(format!("cannot start epoch ticker: {e}")))?;
+        Ok(Arc::new(EpochTicker { stop }))
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 impl WasmtimeBackend {
@@ -86,28 +116,12 @@ impl WasmtimeBackend {
             .wasm_memory64(false);
         let engine = wasmtime::Engine::new(&config)
             .map_err(|e| MorphError::host_error(format!("wasmtime engine: {e}")))?;
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (stop, ticking) = (ticker_stop.clone(), engine.clone());
-        std::thread::Builder::new()
-            .name("morph-wasmtime-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(options.epoch_tick);
-                    ticking.increment_epoch();
-                }
-            })
-            .map_err(|e| MorphError::io_error(format!("cannot start epoch ticker: {e}")))?;
+        let ticker = EpochTicker::start(engine.clone(), options.epoch_tick)?;
         Ok(WasmtimeBackend {
             engine,
             options,
-            ticker_stop,
+            ticker,
         })
-    }
-}
-
-impl Drop for WasmtimeBackend {
-    fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -145,6 +159,7 @@ impl Backend for WasmtimeBackend {
         };
         Ok(Arc::new(engine::Prepared::new(
             &self.engine,
+            self.ticker.clone(),
             module,
             policy,
         )?))

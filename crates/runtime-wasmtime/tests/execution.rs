@@ -1,0 +1,94 @@
+//! Execution-model behaviour that the case format cannot express:
+//! cancellation by dropping the future, and concurrent executions.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use morph_core::{
+    BaseMorphRuntime, CapabilityHost, EngineRuntime, ErrorKind, ExecutionContext, Executor,
+    ExecutorOptions, ExtensionArtifact, HostPolicy, LoadedExtension,
+};
+use morph_runtime_wasmtime::{WasmtimeBackend, WasmtimeOptions};
+use serde_json::json;
+
+async fn kitchen(threads: usize, max_execution_ms: u64) -> Box<dyn LoadedExtension> {
+    let executor = Executor::new(ExecutorOptions {
+        threads,
+        ..ExecutorOptions::default()
+    })
+    .expect("executor");
+    let backend = WasmtimeBackend::new(WasmtimeOptions::default()).expect("backend");
+    let runtime = EngineRuntime::with_executor(backend, executor);
+    let dir = morph_conformance::Suite::bundled()
+        .expect("suite")
+        .root
+        .join("fixtures/kitchen");
+    let mut artifact = ExtensionArtifact::from_dir(&dir).expect("kitchen fixture");
+    artifact.manifest.resource_limits.max_execution_ms = max_execution_ms;
+    let policy = HostPolicy::grant_requested(&artifact.manifest);
+    runtime
+        .load(&artifact, Arc::new(CapabilityHost::in_memory()), &policy)
+        .await
+        .expect("kitchen loads")
+}
+
+#[tokio::test]
+async fn dropping_the_execute_future_stops_the_guest() {
+    // One execution thread: the echo below can only run once the loop has
+    // really stopped, long before its 30 s limit.
+    let ext = kitchen(1, 30_000).await;
+    let ctx = ExecutionContext::default();
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(100),
+        ext.execute("loop", json!({}), &ctx),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the loop cannot finish by itself");
+    let started = Instant::now();
+    let out = ext
+        .execute("echo", json!({"text": "after"}), &ctx)
+        .await
+        .expect("echo runs after the cancelled loop");
+    assert_eq!(out["params"]["text"], "after");
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(5),
+        "waited {waited:?} for the pool thread"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_executions_are_isolated() {
+    let ext = kitchen(2, 5_000).await;
+    let ctx = ExecutionContext::default();
+    let (a, b, c, d) = tokio::join!(
+        ext.execute("echo", json!({"text": "a"}), &ctx),
+        ext.execute("trap", json!({}), &ctx),
+        ext.execute("echo", json!({"text": "c", "count": 3}), &ctx),
+        ext.execute("memory_bomb", json!({}), &ctx),
+    );
+    assert_eq!(a.expect("a")["params"], json!({"text": "a"}));
+    assert_eq!(b.expect_err("trap").kind(), ErrorKind::Trap);
+    assert_eq!(c.expect("c")["params"], json!({"text": "c", "count": 3}));
+    assert_eq!(d.expect_err("bomb").kind(), ErrorKind::MemoryLimit);
+}
+
+#[tokio::test]
+async fn reports_measure_each_execution() {
+    let ext = kitchen(1, 5_000).await;
+    let ctx = ExecutionContext {
+        request_id: Some("r-9".into()),
+        ..ExecutionContext::default()
+    };
+    let run = ext
+        .execute_with_report(
+            "call",
+            json!({"op": "data.get", "args": {"key": "k"}}),
+            &ctx,
+        )
+        .await;
+    assert_eq!(run.result.expect("call"), json!({"ok": null}));
+    assert_eq!(run.report.request_id, "r-9");
+    assert_eq!(run.report.host_calls, 1);
+    assert!(run.report.peak_memory_bytes >= 2 * 65_536);
+}

@@ -1,0 +1,22 @@
+# Shared set-up of scripts/demo.sh and scripts/test.sh (sourced, not run).
+# Installs only what is missing; a plain Rust toolchain is all the default
+# backend (wasmtime) needs.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Reuse one build directory outside the clone when there is one, so a fresh
+# clone does not rebuild wasmtime from scratch (set CARGO_TARGET_DIR to
+# choose another).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/morph/target}"
+mkdir -p "$CARGO_TARGET_DIR"
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "morph: cargo not found; install Rust 1.95 or newer (https://rustup.rs)" >&2
+  exit 1
+fi
+if command -v rustup >/dev/null 2>&1; then
+  for component in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$component" \
+      || rustup component add "$component"
+  done
+fi
