@@ -32,8 +32,17 @@ impl Deadline {
 
     /// Time left before the deadline.
     pub fn remaining(&self) -> Duration {
-        let limit = Duration::from_nanos(self.0.limit_ns.load(Ordering::Relaxed));
-        limit.saturating_sub(self.0.start.elapsed())
+        self.limit().saturating_sub(self.0.start.elapsed())
+    }
+
+    /// The limit it was set with (zero once cancelled).
+    pub fn limit(&self) -> Duration {
+        Duration::from_nanos(self.0.limit_ns.load(Ordering::Relaxed))
+    }
+
+    /// How far past the deadline it is now (zero before it).
+    pub fn overrun(&self) -> Duration {
+        self.0.start.elapsed().saturating_sub(self.limit())
     }
 
     /// Time since the deadline was set.

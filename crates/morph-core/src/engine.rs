@@ -325,12 +325,13 @@ impl LoadedExtension for EngineExtension {
         };
 
         let session = new_session(&self.host, &self.scope, action, &request_id);
-        let guard = CancelOnDrop::new(session.deadline().clone());
+        let deadline = session.deadline().clone();
+        let guard = CancelOnDrop::new(deadline.clone());
         let code = self.prepared.clone();
         let action_owned = action.to_string();
         let run = self
             .executor
-            .run(move || {
+            .run_until(Some(&deadline), move || {
                 Ok(code.run(
                     session,
                     GuestCall::Execute {

@@ -2,14 +2,36 @@
 //! on its own pool (explicit stack size, never the embedding application's
 //! async runtime) and the async API awaits the result.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread;
+use std::time::Duration;
 
 use crossbeam_channel::{Sender, unbounded};
 
+use crate::deadline::Deadline;
 use crate::error::{MorphError, Result};
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+type Job = Box<dyn FnOnce(&Slot) + Send + 'static>;
+
+/// How often the watchdog looks at running executions.
+const WATCHDOG_PERIOD: Duration = Duration::from_millis(100);
+
+/// What an execution thread is running, for the watchdog.
+struct Running {
+    deadline: Deadline,
+    grace: Duration,
+    on_overrun: Box<dyn FnOnce() + Send>,
+}
+
+/// One execution thread's current job, if it has a deadline.
+#[derive(Default)]
+struct Slot(Mutex<Option<Running>>);
+
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, Option<Running>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 /// Settings of an [`Executor`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,25 +59,59 @@ impl Default for ExecutorOptions {
 pub struct Executor {
     jobs: Sender<Job>,
     options: ExecutorOptions,
+    _alive: Arc<()>,
 }
 
 impl Executor {
     /// Starts a pool.
     pub fn new(options: ExecutorOptions) -> Result<Self> {
         let (jobs, queue) = unbounded::<Job>();
-        for i in 0..options.threads.max(1) {
-            let queue = queue.clone();
+        let spawn_error = |e| MorphError::io_error(format!("cannot start execution thread: {e}"));
+        let slots: Vec<Arc<Slot>> = (0..options.threads.max(1))
+            .map(|_| Arc::default())
+            .collect();
+        for (i, slot) in slots.iter().enumerate() {
+            let (queue, slot) = (queue.clone(), slot.clone());
             thread::Builder::new()
                 .name(format!("morph-exec-{i}"))
                 .stack_size(options.stack_size)
                 .spawn(move || {
                     for job in queue {
-                        job();
+                        job(&slot);
                     }
                 })
-                .map_err(|e| MorphError::io_error(format!("cannot start execution thread: {e}")))?;
+                .map_err(spawn_error)?;
         }
-        Ok(Executor { jobs, options })
+        // The watchdog ends when the last clone of this executor is dropped.
+        let alive = Arc::new(());
+        let watching = Arc::downgrade(&alive);
+        thread::Builder::new()
+            .name("morph-watchdog".into())
+            .spawn(move || {
+                while watching.strong_count() > 0 {
+                    thread::sleep(WATCHDOG_PERIOD);
+                    for (i, slot) in slots.iter().enumerate() {
+                        let mut running = slot.lock();
+                        let overrun = running.as_ref().is_some_and(|r| {
+                            r.deadline.overrun() > r.grace
+                        });
+                        if overrun && let Some(r) = running.take() {
+                            tracing::error!(
+                                thread = %format!("morph-exec-{i}"),
+                                grace_ms = r.grace.as_millis() as u64,
+                                "an execution did not stop at its deadline; its caller gets `timeout` and the thread stays busy until the engine returns"
+                            );
+                            (r.on_overrun)();
+                        }
+                    }
+                }
+            })
+            .map_err(spawn_error)?;
+        Ok(Executor {
+            jobs,
+            options,
+            _alive: alive,
+        })
     }
 
     /// The process-wide pool with default options, started on first use.
@@ -79,8 +135,37 @@ impl Executor {
         T: Send + 'static,
         F: FnOnce() -> Result<T> + Send + 'static,
     {
+        self.run_until(None, f).await
+    }
+
+    /// Like [`run`](Self::run), with a backstop: the engine must stop `f`
+    /// at `deadline`; if it is still running `max(1 s, its limit)` later,
+    /// the watchdog logs an error and the caller gets `timeout` at once.
+    /// The thread itself cannot be killed and stays busy until `f` returns.
+    pub async fn run_until<T, F>(&self, deadline: Option<&Deadline>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T> + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
+        let tx = Arc::new(Mutex::new(Some(tx)));
+        let watched = deadline.map(|d| (d.clone(), tx.clone()));
+        let job: Job = Box::new(move |slot: &Slot| {
+            if let Some((deadline, tx)) = watched {
+                let grace = deadline.limit().max(Duration::from_secs(1));
+                *slot.lock() = Some(Running {
+                    deadline,
+                    grace,
+                    on_overrun: Box::new(move || {
+                        if let Some(tx) = tx.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                            let _ = tx.send(Err(MorphError::timeout(format!(
+                                "the engine did not stop {} ms after the deadline; the execution was abandoned",
+                                grace.as_millis()
+                            ))));
+                        }
+                    }),
+                });
+            }
             let result =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
                     let what = panic
@@ -92,8 +177,11 @@ impl Executor {
                         "the engine panicked on an execution thread: {what}"
                     )))
                 });
-            // The receiver is gone when the caller stopped waiting.
-            let _ = tx.send(result);
+            *slot.lock() = None;
+            if let Some(tx) = tx.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                // The receiver is gone when the caller stopped waiting.
+                let _ = tx.send(result);
+            }
         });
         self.jobs
             .send(job)
@@ -125,5 +213,29 @@ mod tests {
             .unwrap_err();
         assert!(e.message().contains("boom"));
         assert_eq!(ex.run(|| Ok(7)).await.unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn the_watchdog_answers_for_an_engine_that_does_not_stop() {
+        let ex = Executor::new(ExecutorOptions {
+            threads: 2,
+            stack_size: 1 << 20,
+        })
+        .unwrap();
+        let deadline = Deadline::after(Duration::from_millis(10));
+        let started = std::time::Instant::now();
+        // An "engine" that ignores its deadline for 3 s.
+        let e = ex
+            .run_until(Some(&deadline), || {
+                thread::sleep(Duration::from_secs(3));
+                Ok(())
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Timeout);
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_millis(2500), "{waited:?}");
+        // The other thread still serves.
+        assert_eq!(ex.run(|| Ok(1)).await.unwrap(), 1);
     }
 }

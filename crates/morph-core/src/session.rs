@@ -27,18 +27,20 @@ pub struct Session {
     fuel_used: Option<u64>,
 }
 
+/// The byte range of a guest `(ptr, len)` inside a memory of `size` bytes.
+fn guest_range(size: usize, ptr: u32, len: u32, what: &str) -> Result<std::ops::Range<usize>> {
+    let start = ptr as usize;
+    match start.checked_add(len as usize) {
+        Some(end) if end <= size => Ok(start..end),
+        _ => Err(MorphError::abi_violation(format!(
+            "{what}: ({ptr}, {len}) is outside guest memory of {size} bytes"
+        ))),
+    }
+}
+
 /// Bounds-checks a guest `(ptr, len)` against its memory.
 pub fn guest_slice<'m>(memory: &'m [u8], ptr: u32, len: u32, what: &str) -> Result<&'m [u8]> {
-    let start = ptr as usize;
-    start
-        .checked_add(len as usize)
-        .and_then(|end| memory.get(start..end))
-        .ok_or_else(|| {
-            MorphError::abi_violation(format!(
-                "{what}: ({ptr}, {len}) is outside guest memory of {} bytes",
-                memory.len()
-            ))
-        })
+    Ok(&memory[guest_range(memory.len(), ptr, len, what)?])
 }
 
 /// Bounds-checks a writable guest `(ptr, len)`.
@@ -48,16 +50,8 @@ pub fn guest_slice_mut<'m>(
     len: u32,
     what: &str,
 ) -> Result<&'m mut [u8]> {
-    let size = memory.len();
-    let start = ptr as usize;
-    start
-        .checked_add(len as usize)
-        .and_then(|end| memory.get_mut(start..end))
-        .ok_or_else(|| {
-            MorphError::abi_violation(format!(
-                "{what}: ({ptr}, {len}) is outside guest memory of {size} bytes"
-            ))
-        })
+    let range = guest_range(memory.len(), ptr, len, what)?;
+    Ok(&mut memory[range])
 }
 
 impl Session {

@@ -207,48 +207,50 @@ impl PreparedExtension for Prepared {
     }
 }
 
-fn link(linker: &mut Linker<StoreState>, import: HostImport) -> wasmtime::Result<()> {
-    let name = import.name();
-    match import {
-        HostImport::HostCall => linker.func_wrap(
-            IMPORT_MODULE,
-            name,
-            |mut caller: Caller<'_, StoreState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
-                let (memory, state) = memory_and_state(&mut caller, "host_call")?;
-                let n = state
-                    .session
-                    .host_call(memory, ptr as u32, len as u32)
-                    .map_err(wasmtime::Error::new)?;
-                Ok(n as i32)
-            },
-        )?,
-        HostImport::HostResponse => linker.func_wrap(
-            IMPORT_MODULE,
-            name,
-            |mut caller: Caller<'_, StoreState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
-                let (memory, state) = memory_and_state(&mut caller, "host_response")?;
-                let n = state
-                    .session
-                    .host_response(memory, ptr as u32, len as u32)
-                    .map_err(wasmtime::Error::new)?;
-                Ok(n as i32)
-            },
-        )?,
-        HostImport::Log => linker.func_wrap(
-            IMPORT_MODULE,
-            name,
-            |mut caller: Caller<'_, StoreState>,
-             level: i32,
-             ptr: i32,
-             len: i32|
-             -> wasmtime::Result<()> {
-                let (memory, state) = memory_and_state(&mut caller, "log")?;
-                state
-                    .session
-                    .log(memory, level, ptr as u32, len as u32)
-                    .map_err(wasmtime::Error::new)
-            },
-        )?,
-    };
+/// A two-argument ABI import served by a `Session` method over guest memory.
+type PairImport = fn(&mut Session, &mut [u8], u32, u32) -> Result<u32>;
+
+fn link_pair(
+    linker: &mut Linker<StoreState>,
+    name: &'static str,
+    serve: PairImport,
+) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        IMPORT_MODULE,
+        name,
+        move |mut caller: Caller<'_, StoreState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
+            let (memory, state) = memory_and_state(&mut caller, name)?;
+            let n = serve(&mut state.session, memory, ptr as u32, len as u32)
+                .map_err(wasmtime::Error::new)?;
+            Ok(n as i32)
+        },
+    )?;
     Ok(())
+}
+
+fn link(linker: &mut Linker<StoreState>, import: HostImport) -> wasmtime::Result<()> {
+    match import {
+        HostImport::HostCall => link_pair(linker, import.name(), |s, m, p, l| s.host_call(m, p, l)),
+        HostImport::HostResponse => {
+            link_pair(linker, import.name(), |s, m, p, l| s.host_response(m, p, l))
+        }
+        HostImport::Log => {
+            linker.func_wrap(
+                IMPORT_MODULE,
+                import.name(),
+                |mut caller: Caller<'_, StoreState>,
+                 level: i32,
+                 ptr: i32,
+                 len: i32|
+                 -> wasmtime::Result<()> {
+                    let (memory, state) = memory_and_state(&mut caller, "log")?;
+                    state
+                        .session
+                        .log(memory, level, ptr as u32, len as u32)
+                        .map_err(wasmtime::Error::new)
+                },
+            )?;
+            Ok(())
+        }
+    }
 }
