@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
 # The main job: the conformance matrix on every compiled backend, then the
 # demo extension (examples/hello) through `morph run`.
-# Usage: scripts/demo.sh [cargo features, default: the default backend]
+# Usage: scripts/demo.sh [cargo features of `morph`, default: all-backends]
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
-features=()
-[ $# -gt 0 ] && features=(--features "$1")
-cargo build -p morph "${features[@]}"
+cargo build -p morph --features "${1:-all-backends}"
 morph="$CARGO_TARGET_DIR/debug/morph"
 
 echo "== backends"

@@ -9,6 +9,10 @@ pub fn compiled() -> &'static [&'static str] {
     &[
         #[cfg(feature = "wasmtime")]
         "wasmtime",
+        #[cfg(feature = "wasmtime-pulley")]
+        "wasmtime-pulley",
+        #[cfg(feature = "wasmi")]
+        "wasmi",
     ]
 }
 
@@ -20,6 +24,20 @@ pub fn create(name: &str) -> Result<Arc<dyn BaseMorphRuntime>> {
             use morph_runtime_wasmtime::{WasmtimeBackend, WasmtimeOptions};
             Ok(Arc::new(morph_core::EngineRuntime::new(
                 WasmtimeBackend::new(WasmtimeOptions::default())?,
+            )?))
+        }
+        #[cfg(feature = "wasmtime-pulley")]
+        "wasmtime-pulley" => {
+            use morph_runtime_wasmtime::{WasmtimeBackend, WasmtimeOptions};
+            Ok(Arc::new(morph_core::EngineRuntime::new(
+                WasmtimeBackend::new(WasmtimeOptions::pulley())?,
+            )?))
+        }
+        #[cfg(feature = "wasmi")]
+        "wasmi" => {
+            use morph_runtime_wasmi::{WasmiBackend, WasmiOptions};
+            Ok(Arc::new(morph_core::EngineRuntime::new(
+                WasmiBackend::new(WasmiOptions::default()),
             )?))
         }
         other => Err(MorphError::not_found(format!(

@@ -1,7 +1,9 @@
 //! # morph-runtime-wasmtime
 //!
-//! Morph's backend on [wasmtime](https://wasmtime.dev) with the Cranelift
-//! JIT. Engine glue only: every shared rule lives in `morph-core`.
+//! Morph's backend on [wasmtime](https://wasmtime.dev), in two
+//! configurations: `wasmtime` (the Cranelift JIT) and `wasmtime-pulley`
+//! (Pulley, wasmtime's portable interpreter, [`WasmtimeOptions::pulley`]).
+//! Engine glue only: every shared rule lives in `morph-core`.
 //!
 //! Limits, all enforced natively by wasmtime:
 //! - `max_execution_ms`: epoch interruption. A ticker thread advances the
@@ -37,8 +39,11 @@ use morph_core::{
     Result, RuntimeInfo, RuntimeKind,
 };
 
-/// The backend name users choose.
+/// The backend name users choose for the Cranelift JIT configuration.
 pub const BACKEND_NAME: &str = "wasmtime";
+
+/// The backend name of the Pulley interpreter configuration.
+pub const PULLEY_BACKEND_NAME: &str = "wasmtime-pulley";
 
 /// The wasmtime version this crate is built against.
 pub const WASMTIME_VERSION: &str = "48.0.8";
@@ -54,6 +59,21 @@ pub struct WasmtimeOptions {
     pub epoch_tick: Duration,
     /// Count instructions so the host may set a fuel budget. Default off.
     pub fuel: bool,
+    /// Run on Pulley, wasmtime's portable interpreter, instead of native
+    /// code from Cranelift. Default off (see [`WasmtimeOptions::pulley`]).
+    pub pulley: bool,
+}
+
+impl WasmtimeOptions {
+    /// The Pulley interpreter configuration (`wasmtime-pulley`): the same
+    /// engine and limits, no native code generation; for comparing a JIT
+    /// and an interpreter of one engine, or for hosts that forbid JIT.
+    pub fn pulley() -> Self {
+        WasmtimeOptions {
+            pulley: true,
+            ..WasmtimeOptions::default()
+        }
+    }
 }
 
 impl Default for WasmtimeOptions {
@@ -62,6 +82,7 @@ impl Default for WasmtimeOptions {
             max_wasm_stack: 512 << 10,
             epoch_tick: Duration::from_millis(5),
             fuel: false,
+            pulley: false,
         }
     }
 }
@@ -114,6 +135,17 @@ impl WasmtimeBackend {
             .wasm_simd(false)
             .wasm_relaxed_simd(false)
             .wasm_memory64(false);
+        if options.pulley {
+            if !cfg!(feature = "pulley") {
+                return Err(MorphError::unsupported(
+                    "wasmtime-pulley: this build lacks the `pulley` feature of morph-runtime-wasmtime",
+                ));
+            }
+            // Pulley's 64-bit little-endian target, matching this host.
+            config
+                .target("pulley64")
+                .map_err(|e| MorphError::host_error(format!("wasmtime pulley target: {e}")))?;
+        }
         let engine = wasmtime::Engine::new(&config)
             .map_err(|e| MorphError::host_error(format!("wasmtime engine: {e}")))?;
         let ticker = EpochTicker::start(engine.clone(), options.epoch_tick)?;
@@ -132,12 +164,17 @@ impl Backend for WasmtimeBackend {
         } else {
             Enforcement::Unsupported
         };
+        let (name, execution) = if self.options.pulley {
+            (PULLEY_BACKEND_NAME, "interpreter")
+        } else {
+            (BACKEND_NAME, "jit")
+        };
         RuntimeInfo {
-            name: BACKEND_NAME.into(),
+            name: name.into(),
             engine: "wasmtime".into(),
             engine_version: WASMTIME_VERSION.into(),
             kinds: vec![RuntimeKind::Wasm],
-            execution: "jit".into(),
+            execution: execution.into(),
             limits: BTreeMap::from([
                 (EngineLimit::ExecutionTime, Enforcement::Native),
                 (EngineLimit::Memory, Enforcement::Native),

@@ -1,0 +1,312 @@
+//! Compile, instantiate, call (in fuel slices), limits.
+
+use morph_core::wasm::{GuestExport, GuestInstance, HostImport, IMPORT_MODULE, WasmModule, drive};
+use morph_core::{
+    EffectivePolicy, GuestCall, GuestRun, MorphError, PreparedExtension, Result, Session,
+};
+use wasmi::{
+    Caller, Engine, Instance, Linker, Memory, Module, ResourceLimiter, Store, TypedFunc,
+    TypedResumableCall, WasmParams, WasmResults,
+};
+use wasmi_core::LimiterError;
+
+use crate::WasmiOptions;
+use crate::marshal::{fail, map_error, memory_and_state};
+
+/// Most table elements a guest may grow to.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+/// What a store carries: the session, the memory cap, and fuel accounting.
+pub struct StoreState {
+    pub session: Session,
+    max_memory: usize,
+    slice: u64,
+    /// Fuel handed out so far (all slices, including the current one).
+    granted: u64,
+}
+
+impl StoreState {
+    /// The next slice after one ran out, or why there is none: the deadline
+    /// passed, or the host's fuel budget is spent.
+    fn next_slice(&mut self) -> Result<u64> {
+        if self.session.deadline().expired() {
+            let e = self.session.timeout_error();
+            return Err(self.session.fail(e));
+        }
+        let slice = match self.session.fuel() {
+            Some(budget) if self.granted >= budget => {
+                let e = MorphError::fuel_exhausted(format!(
+                    "the execution used its whole fuel budget of {budget}"
+                ));
+                return Err(self.session.fail(e));
+            }
+            Some(budget) => self.slice.min(budget - self.granted),
+            None => self.slice,
+        };
+        self.granted += slice;
+        Ok(slice)
+    }
+}
+
+impl ResourceLimiter for StoreState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> std::result::Result<bool, LimiterError> {
+        if desired > self.max_memory {
+            let e = self.session.memory_limit_error(desired as u64);
+            self.session.fail(e);
+            return Err(LimiterError::ResourceLimiterDeniedAllocation);
+        }
+        Ok(maximum.is_none_or(|m| desired <= m))
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> std::result::Result<bool, LimiterError> {
+        if desired > MAX_TABLE_ELEMENTS {
+            self.session.fail(MorphError::memory_limit(format!(
+                "table growth to {desired} elements exceeds {MAX_TABLE_ELEMENTS}"
+            )));
+            return Err(LimiterError::ResourceLimiterDeniedAllocation);
+        }
+        Ok(maximum.is_none_or(|m| desired <= m))
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        16
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+}
+
+/// A compiled module with its linker: each run instantiates it afresh.
+pub struct Prepared {
+    engine: Engine,
+    module: Module,
+    linker: Linker<StoreState>,
+    validated: WasmModule,
+    max_memory: usize,
+    slice: u64,
+}
+
+impl Prepared {
+    pub fn new(
+        engine: &Engine,
+        options: WasmiOptions,
+        module: &WasmModule,
+        policy: &EffectivePolicy,
+    ) -> Result<Self> {
+        let compiled = Module::new(engine, module.bytes())
+            .map_err(|e| MorphError::invalid_module(format!("wasmi cannot compile it: {e}")))?;
+        let mut linker = Linker::<StoreState>::new(engine);
+        for import in module.imports() {
+            link(&mut linker, *import)
+                .map_err(|e| MorphError::host_error(format!("linking {}: {e}", import.name())))?;
+        }
+        Ok(Prepared {
+            engine: engine.clone(),
+            module: compiled,
+            linker,
+            validated: module.clone(),
+            max_memory: usize::try_from(policy.limits.max_memory_bytes()).unwrap_or(usize::MAX),
+            slice: options.fuel_slice.max(1),
+        })
+    }
+
+    fn instantiate(&self, session: Session) -> (Store<StoreState>, Result<Live>) {
+        let mut state = StoreState {
+            session,
+            max_memory: self.max_memory,
+            slice: self.slice,
+            granted: 0,
+        };
+        let first = state.next_slice();
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| state as &mut dyn ResourceLimiter);
+        let live = first.and_then(|fuel| {
+            store
+                .set_fuel(fuel)
+                .map_err(|e| MorphError::host_error(format!("wasmi fuel: {e}")))?;
+            let instance = self
+                .linker
+                .instantiate_and_start(&mut store, &self.module)
+                .map_err(|e| {
+                    let mapped = map_error(&e, "instantiate");
+                    store.data_mut().session.take_fatal().unwrap_or(mapped)
+                })?;
+            let memory = instance.get_memory(&store, "memory").ok_or_else(|| {
+                MorphError::invalid_module("export `memory` missing after instantiation")
+            })?;
+            Ok(Live { instance, memory })
+        });
+        (store, live)
+    }
+}
+
+struct Live {
+    instance: Instance,
+    memory: Memory,
+}
+
+struct WasmiInstance {
+    store: Store<StoreState>,
+    live: Live,
+}
+
+impl WasmiInstance {
+    fn typed<P: WasmParams, R: WasmResults>(&self, name: &str) -> Result<TypedFunc<P, R>> {
+        self.live
+            .instance
+            .get_typed_func::<P, R>(&self.store, name)
+            .map_err(|e| MorphError::invalid_module(format!("export `{name}`: {e}")))
+    }
+
+    /// Calls `func`, refuelling slice by slice until it finishes, the
+    /// deadline passes or the fuel budget is spent.
+    fn call_sliced<P: WasmParams, R: WasmResults>(&mut self, name: &str, params: P) -> Result<R> {
+        let func = self.typed::<P, R>(name)?;
+        let store = &mut self.store;
+        let mut call = func
+            .call_resumable(&mut *store, params)
+            .map_err(|e| map_error(&e, name))?;
+        loop {
+            match call {
+                TypedResumableCall::Finished(results) => return Ok(results),
+                TypedResumableCall::HostTrap(trap) => {
+                    return Err(map_error(trap.host_error(), name));
+                }
+                TypedResumableCall::OutOfFuel(paused) => {
+                    let fuel = store.data_mut().next_slice()?;
+                    store
+                        .set_fuel(fuel)
+                        .map_err(|e| MorphError::host_error(format!("wasmi fuel: {e}")))?;
+                    call = paused
+                        .resume(&mut *store)
+                        .map_err(|e| map_error(&e, name))?;
+                }
+            }
+        }
+    }
+}
+
+impl GuestInstance for WasmiInstance {
+    fn call(&mut self, export: GuestExport, args: &[i32]) -> Result<i64> {
+        let name = export.name();
+        match (export, args) {
+            (GuestExport::Initialize, []) => self.call_sliced::<(), ()>(name, ()).map(|()| 0),
+            (GuestExport::AbiVersion, []) => self.call_sliced::<(), i32>(name, ()).map(i64::from),
+            (GuestExport::Alloc, [size]) => self
+                .call_sliced::<i32, i32>(name, *size)
+                .map(|p| i64::from(p as u32)),
+            (GuestExport::Describe, []) => self.call_sliced::<(), i64>(name, ()),
+            (GuestExport::Execute, [a, b, c, d, e, f]) => self
+                .call_sliced::<(i32, i32, i32, i32, i32, i32), i64>(name, (*a, *b, *c, *d, *e, *f)),
+            _ => Err(MorphError::host_error(format!(
+                "`{name}` called with {} arguments",
+                args.len()
+            ))),
+        }
+    }
+
+    fn memory(&mut self) -> &mut [u8] {
+        self.live.memory.data_mut(&mut self.store)
+    }
+
+    fn session(&mut self) -> &mut Session {
+        &mut self.store.data_mut().session
+    }
+}
+
+impl PreparedExtension for Prepared {
+    fn run(&self, session: Session, call: GuestCall<'_>) -> GuestRun {
+        let (mut store, live) = self.instantiate(session);
+        let result = match live {
+            Ok(live) => {
+                let mut instance = WasmiInstance { store, live };
+                let result = drive(&mut instance, &self.validated, &call);
+                store = instance.store;
+                result
+            }
+            Err(e) => Err(e),
+        };
+        if store.data().session.fuel().is_some()
+            && let Ok(left) = store.get_fuel()
+        {
+            let used = store.data().granted.saturating_sub(left);
+            store.data_mut().session.note_fuel(used);
+        }
+        let mut state = store.into_data();
+        let result = result.map_err(|e| state.session.take_fatal().unwrap_or(e));
+        GuestRun {
+            session: state.session,
+            result,
+        }
+    }
+}
+
+/// A two-argument ABI import served by a `Session` method over guest memory.
+type PairImport = fn(&mut Session, &mut [u8], u32, u32) -> Result<u32>;
+
+fn link_pair(
+    linker: &mut Linker<StoreState>,
+    name: &'static str,
+    serve: PairImport,
+) -> std::result::Result<(), wasmi::errors::LinkerError> {
+    linker.func_wrap(
+        IMPORT_MODULE,
+        name,
+        move |mut caller: Caller<'_, StoreState>,
+              ptr: i32,
+              len: i32|
+              -> std::result::Result<i32, wasmi::Error> {
+            let (memory, state) = memory_and_state(&mut caller, name)?;
+            match serve(&mut state.session, memory, ptr as u32, len as u32) {
+                Ok(n) => Ok(n as i32),
+                Err(e) => Err(fail(&mut state.session, e)),
+            }
+        },
+    )?;
+    Ok(())
+}
+
+fn link(
+    linker: &mut Linker<StoreState>,
+    import: HostImport,
+) -> std::result::Result<(), wasmi::errors::LinkerError> {
+    match import {
+        HostImport::HostCall => link_pair(linker, import.name(), |s, m, p, l| s.host_call(m, p, l)),
+        HostImport::HostResponse => {
+            link_pair(linker, import.name(), |s, m, p, l| s.host_response(m, p, l))
+        }
+        HostImport::Log => {
+            linker.func_wrap(
+                IMPORT_MODULE,
+                import.name(),
+                |mut caller: Caller<'_, StoreState>,
+                 level: i32,
+                 ptr: i32,
+                 len: i32|
+                 -> std::result::Result<(), wasmi::Error> {
+                    let (memory, state) = memory_and_state(&mut caller, "log")?;
+                    state
+                        .session
+                        .log(memory, level, ptr as u32, len as u32)
+                        .map_err(|e| fail(&mut state.session, e))
+                },
+            )?;
+            Ok(())
+        }
+    }
+}

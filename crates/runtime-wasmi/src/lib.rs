@@ -1,0 +1,126 @@
+//! # morph-runtime-wasmi
+//!
+//! Morph's backend on [wasmi](https://github.com/wasmi-labs/wasmi) 2.x, a
+//! pure-Rust WebAssembly interpreter: no JIT, no native code generation, so
+//! it runs where JIT is forbidden (iOS, some consoles and hardened hosts).
+//! Wasmer dropped its own wasmi backend after 7.1 (and it had no fuel or
+//! memory cap), so this crate uses wasmi directly. Engine glue only: every
+//! shared rule lives in `morph-core`.
+//!
+//! Limits, all enforced natively by wasmi:
+//! - `max_execution_ms`: fuel in slices. Every call runs with
+//!   [`WasmiOptions::fuel_slice`] units of fuel through `call_resumable`;
+//!   when a slice runs out the backend checks the wall clock and either
+//!   resumes with a new slice or ends the execution with `timeout`.
+//! - `max_memory_mb`: a `ResourceLimiter` refuses `memory.grow` beyond the
+//!   cap and ends the execution with `memory_limit`.
+//! - stack: wasmi's recursion depth and value-stack limits
+//!   ([`WasmiOptions::max_recursion_depth`]), mapped to `stack_overflow`.
+//! - fuel: a host budget is counted across slices (`fuel_exhausted`).
+//!
+//! Interpreters are slow on compute kernels (an order of magnitude behind
+//! a JIT); pick wasmi for no-JIT platforms, start-up time and size.
+//!
+//! ```no_run
+//! use morph_core::EngineRuntime;
+//! use morph_runtime_wasmi::{WasmiBackend, WasmiOptions};
+//!
+//! let runtime = EngineRuntime::new(WasmiBackend::new(WasmiOptions::default()))?;
+//! # Ok::<(), morph_core::MorphError>(())
+//! ```
+#![warn(missing_docs)]
+
+mod engine;
+mod marshal;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use morph_core::{
+    Backend, EffectivePolicy, Enforcement, EngineLimit, EntryCode, MorphError, PreparedExtension,
+    Result, RuntimeInfo, RuntimeKind,
+};
+
+/// The backend name users choose.
+pub const BACKEND_NAME: &str = "wasmi";
+
+/// The wasmi version this crate is built against.
+pub const WASMI_VERSION: &str = "2.0.0";
+
+/// Settings of the wasmi backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WasmiOptions {
+    /// Fuel per slice between deadline checks. Default 1,000,000 (a few
+    /// milliseconds of guest code): the overshoot of `max_execution_ms` is
+    /// at most one slice.
+    pub fuel_slice: u64,
+    /// Nested calls before `stack_overflow`. Default 10,000.
+    pub max_recursion_depth: usize,
+}
+
+impl Default for WasmiOptions {
+    fn default() -> Self {
+        WasmiOptions {
+            fuel_slice: 1_000_000,
+            max_recursion_depth: 10_000,
+        }
+    }
+}
+
+/// The wasmi backend.
+pub struct WasmiBackend {
+    engine: wasmi::Engine,
+    options: WasmiOptions,
+}
+
+impl WasmiBackend {
+    /// Creates the engine.
+    pub fn new(options: WasmiOptions) -> Self {
+        let mut config = wasmi::Config::default();
+        config
+            .consume_fuel(true)
+            .set_max_recursion_depth(options.max_recursion_depth)
+            .wasm_multi_memory(false)
+            .wasm_tail_call(false);
+        WasmiBackend {
+            engine: wasmi::Engine::new(&config),
+            options,
+        }
+    }
+}
+
+impl Backend for WasmiBackend {
+    fn info(&self) -> RuntimeInfo {
+        RuntimeInfo {
+            name: BACKEND_NAME.into(),
+            engine: "wasmi".into(),
+            engine_version: WASMI_VERSION.into(),
+            kinds: vec![RuntimeKind::Wasm],
+            execution: "interpreter".into(),
+            limits: BTreeMap::from([
+                (EngineLimit::ExecutionTime, Enforcement::Native),
+                (EngineLimit::Memory, Enforcement::Native),
+                (EngineLimit::Stack, Enforcement::Native),
+                (EngineLimit::Fuel, Enforcement::Native),
+            ]),
+        }
+    }
+
+    fn prepare(
+        &self,
+        code: &EntryCode,
+        policy: &EffectivePolicy,
+    ) -> Result<Arc<dyn PreparedExtension>> {
+        let EntryCode::Wasm(module) = code else {
+            return Err(MorphError::unsupported(
+                "the wasmi backend runs WebAssembly extensions only",
+            ));
+        };
+        Ok(Arc::new(engine::Prepared::new(
+            &self.engine,
+            self.options,
+            module,
+            policy,
+        )?))
+    }
+}
