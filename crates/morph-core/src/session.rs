@@ -235,10 +235,18 @@ impl Session {
     }
 
     fn log_inner(&mut self, memory: &[u8], level: i32, ptr: u32, len: u32) -> Result<()> {
-        self.log_bytes += u64::from(len);
-        self.check_output_len(self.log_bytes, "log output")?;
+        self.count_output(u64::from(len), "log output")?;
         let bytes = guest_slice(memory, ptr, len, "log message")?;
         self.log_text(level, &String::from_utf8_lossy(bytes))
+    }
+
+    /// Counts `len` more bytes of log output (`log`, WASI `fd_write`)
+    /// against `max_output_bytes`; past it the execution ends with
+    /// `quota_exceeded` (recorded as fatal).
+    pub fn count_output(&mut self, len: u64, what: &str) -> Result<()> {
+        self.log_bytes = self.log_bytes.saturating_add(len);
+        self.check_output_len(self.log_bytes, what)
+            .map_err(|e| self.fail(e))
     }
 
     /// Logs a message from a script guest (level 0 trace ... 4 error).

@@ -1,12 +1,15 @@
 //! Compile, instantiate, call (in fuel slices), limits.
 
-use morph_core::wasm::{GuestExport, GuestInstance, HostImport, IMPORT_MODULE, WasmModule, drive};
+use morph_core::wasm::{
+    GuestExport, GuestInstance, HostImport, IMPORT_MODULE, WASI_MODULE, WasiImport, WasmModule,
+    WasmType, drive, wasi,
+};
 use morph_core::{
     EffectivePolicy, GuestCall, GuestRun, MorphError, PreparedExtension, Result, Session,
 };
 use wasmi::{
-    Caller, Engine, Instance, Linker, Memory, Module, ResourceLimiter, Store, TypedFunc,
-    TypedResumableCall, WasmParams, WasmResults,
+    Caller, Engine, FuncType, Instance, Linker, Memory, Module, ResourceLimiter, Store, TypedFunc,
+    TypedResumableCall, Val, ValType, WasmParams, WasmResults,
 };
 use wasmi_core::LimiterError;
 
@@ -114,6 +117,11 @@ impl Prepared {
         for import in module.imports() {
             link(&mut linker, *import)
                 .map_err(|e| MorphError::host_error(format!("linking {}: {e}", import.name())))?;
+        }
+        for import in module.wasi_imports() {
+            link_wasi(&mut linker, import).map_err(|e| {
+                MorphError::host_error(format!("linking WASI {}: {e}", import.name))
+            })?;
         }
         Ok(Prepared {
             engine: engine.clone(),
@@ -309,4 +317,44 @@ fn link(
             Ok(())
         }
     }
+}
+
+/// Links one WASI preview 1 import to core's shim, with the type the
+/// module declares.
+fn link_wasi(
+    linker: &mut Linker<StoreState>,
+    import: &WasiImport,
+) -> std::result::Result<(), wasmi::errors::LinkerError> {
+    let valtype = |t: &WasmType| match t {
+        WasmType::I32 => ValType::I32,
+        WasmType::I64 => ValType::I64,
+    };
+    let ty = FuncType::new(
+        import.params.iter().map(valtype),
+        import.results.iter().map(valtype),
+    );
+    let name = import.name.clone();
+    linker.func_new(
+        WASI_MODULE,
+        &import.name,
+        ty,
+        move |mut caller: Caller<'_, StoreState>, params: &[Val], results: &mut [Val]| {
+            let args: Vec<i64> = params
+                .iter()
+                .map(|v| match v {
+                    Val::I32(x) => i64::from(*x),
+                    Val::I64(x) => *x,
+                    _ => 0,
+                })
+                .collect();
+            let (memory, state) = memory_and_state(&mut caller, &name)?;
+            let errno = wasi::call(&mut state.session, memory, &name, &args)
+                .map_err(|e| fail(&mut state.session, e))?;
+            if let (Some(errno), Some(slot)) = (errno, results.first_mut()) {
+                *slot = Val::I32(errno);
+            }
+            Ok(())
+        },
+    )?;
+    Ok(())
 }

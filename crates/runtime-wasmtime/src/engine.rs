@@ -1,12 +1,15 @@
 //! Compile, instantiate, call, limits.
 
-use morph_core::wasm::{GuestExport, GuestInstance, HostImport, IMPORT_MODULE, WasmModule, drive};
+use morph_core::wasm::{
+    GuestExport, GuestInstance, HostImport, IMPORT_MODULE, WASI_MODULE, WasiImport, WasmModule,
+    WasmType, drive, wasi,
+};
 use morph_core::{
     EffectivePolicy, GuestCall, GuestRun, MorphError, PreparedExtension, Result, Session,
 };
 use wasmtime::{
-    Caller, Engine, Instance, InstancePre, Linker, Memory, Module, ResourceLimiter, Store,
-    UpdateDeadline,
+    Caller, Engine, FuncType, Instance, InstancePre, Linker, Memory, Module, ResourceLimiter,
+    Store, UpdateDeadline, Val, ValType,
 };
 
 use std::sync::Arc;
@@ -75,6 +78,11 @@ impl Prepared {
         for import in module.imports() {
             link(&mut linker, *import)
                 .map_err(|e| MorphError::host_error(format!("linking {}: {e}", import.name())))?;
+        }
+        for import in module.wasi_imports() {
+            link_wasi(&mut linker, engine, import).map_err(|e| {
+                MorphError::host_error(format!("linking WASI {}: {e}", import.name))
+            })?;
         }
         let pre = linker
             .instantiate_pre(&compiled)
@@ -253,4 +261,46 @@ fn link(linker: &mut Linker<StoreState>, import: HostImport) -> wasmtime::Result
             Ok(())
         }
     }
+}
+
+/// Links one WASI preview 1 import to core's shim, with the type the
+/// module declares.
+fn link_wasi(
+    linker: &mut Linker<StoreState>,
+    engine: &Engine,
+    import: &WasiImport,
+) -> wasmtime::Result<()> {
+    let valtype = |t: &WasmType| match t {
+        WasmType::I32 => ValType::I32,
+        WasmType::I64 => ValType::I64,
+    };
+    let ty = FuncType::new(
+        engine,
+        import.params.iter().map(valtype),
+        import.results.iter().map(valtype),
+    );
+    let name = import.name.clone();
+    linker.func_new(
+        WASI_MODULE,
+        &import.name,
+        ty,
+        move |mut caller, params, results| {
+            let args: Vec<i64> = params
+                .iter()
+                .map(|v| match v {
+                    Val::I32(x) => i64::from(*x),
+                    Val::I64(x) => *x,
+                    _ => 0,
+                })
+                .collect();
+            let (memory, state) = memory_and_state(&mut caller, &name)?;
+            let errno = wasi::call(&mut state.session, memory, &name, &args)
+                .map_err(wasmtime::Error::new)?;
+            if let (Some(errno), Some(slot)) = (errno, results.first_mut()) {
+                *slot = Val::I32(errno);
+            }
+            Ok(())
+        },
+    )?;
+    Ok(())
 }

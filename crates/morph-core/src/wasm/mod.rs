@@ -3,8 +3,10 @@
 
 mod driver;
 mod module;
+pub mod wasi;
 
 pub use driver::{GuestInstance, drive};
 pub use module::{
-    GuestExport, HostImport, IMPORT_MODULE, WASI_MODULE, WasmModule, accepted_features,
+    GuestExport, HostImport, IMPORT_MODULE, WASI_MODULE, WasiImport, WasmModule, WasmType,
+    accepted_features,
 };

@@ -105,6 +105,27 @@ impl HostImport {
     }
 }
 
+/// A value type at the WASI boundary (preview 1 uses only these two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasmType {
+    /// `i32`.
+    I32,
+    /// `i64`.
+    I64,
+}
+
+/// A `wasi_snapshot_preview1` function the module imports, with the type
+/// it declares (the shim serves any name; unknown ones get `ENOSYS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WasiImport {
+    /// Function name, e.g. `fd_write`.
+    pub name: String,
+    /// Parameter types.
+    pub params: Vec<WasmType>,
+    /// Result types: `[i32]` (an errno) or `[]` (`proc_exit`).
+    pub results: Vec<WasmType>,
+}
+
 /// A module that passed core's validation; backends compile only these.
 #[derive(Debug, Clone)]
 pub struct WasmModule {
@@ -112,6 +133,7 @@ pub struct WasmModule {
     has_initialize: bool,
     initial_memory_bytes: u64,
     imports: Vec<HostImport>,
+    wasi_imports: Vec<WasiImport>,
 }
 
 impl WasmModule {
@@ -141,6 +163,7 @@ impl WasmModule {
         let mut types: Vec<Option<FuncType>> = Vec::new();
         let mut funcs: Vec<u32> = Vec::new(); // function index -> type index
         let mut imports = Vec::new();
+        let mut wasi_imports = Vec::new();
         let mut memories: Vec<u64> = Vec::new();
         let mut exports: Vec<(String, ExternalKind, u32)> = Vec::new();
         let invalid = |e: wasmparser::BinaryReaderError| MorphError::invalid_module(e.to_string());
@@ -184,9 +207,11 @@ impl WasmModule {
                                 imports.push(which);
                             }
                             WASI_MODULE => {
-                                return Err(MorphError::unsupported(format!(
-                                    "import `{qualified}`: WASI preview 1 is not served by this build"
-                                )));
+                                wasi_imports.push(wasi_import(
+                                    &qualified,
+                                    import.name,
+                                    func_type(&types, ty),
+                                )?);
                             }
                             _ => {
                                 return Err(MorphError::invalid_module(format!(
@@ -269,6 +294,7 @@ impl WasmModule {
             has_initialize,
             initial_memory_bytes,
             imports,
+            wasi_imports,
         })
     }
 
@@ -292,6 +318,11 @@ impl WasmModule {
         &self.imports
     }
 
+    /// The WASI preview 1 functions it imports.
+    pub fn wasi_imports(&self) -> &[WasiImport] {
+        &self.wasi_imports
+    }
+
     /// `memory_limit` when the declared minimum memory exceeds `max_bytes`.
     pub fn check_memory_limit(&self, max_bytes: u64) -> Result<()> {
         if self.initial_memory_bytes > max_bytes {
@@ -302,6 +333,32 @@ impl WasmModule {
             )));
         }
         Ok(())
+    }
+}
+
+fn wasi_import(qualified: &str, name: &str, ty: Option<&FuncType>) -> Result<WasiImport> {
+    let convert = |types: &[ValType]| -> Option<Vec<WasmType>> {
+        types
+            .iter()
+            .map(|t| match t {
+                ValType::I32 => Some(WasmType::I32),
+                ValType::I64 => Some(WasmType::I64),
+                _ => None,
+            })
+            .collect()
+    };
+    let shape = ty.and_then(|f| Some((convert(f.params())?, convert(f.results())?)));
+    match shape {
+        Some((params, results)) if results.is_empty() || results == [WasmType::I32] => {
+            Ok(WasiImport {
+                name: name.to_string(),
+                params,
+                results,
+            })
+        }
+        _ => Err(MorphError::invalid_module(format!(
+            "import `{qualified}` does not have a WASI preview 1 type (i32/i64 parameters, an i32 errno or no result)"
+        ))),
     }
 }
 
@@ -381,6 +438,23 @@ mod tests {
         let e = WasmModule::parse(b"garbage!", false, "x.wasm").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidModule);
         assert!(e.message().starts_with("x.wasm: "), "{e}");
+    }
+
+    #[test]
+    fn wasi_imports_are_recorded_with_their_types() {
+        let m = parse(&format!(
+            r#"(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+               (import "wasi_snapshot_preview1" "proc_exit" (func (param i32))) {EXPORTS}"#
+        ))
+        .unwrap();
+        let names: Vec<&str> = m.wasi_imports().iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names, ["fd_write", "proc_exit"]);
+        assert_eq!(m.wasi_imports()[1].results, []);
+        let e = parse(&format!(
+            r#"(import "wasi_snapshot_preview1" "x" (func (result f64))) {EXPORTS}"#
+        ))
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidModule);
     }
 
     #[test]
