@@ -78,6 +78,24 @@ impl Session {
         }
     }
 
+    /// Moves this session out, leaving an empty one with the same host,
+    /// extension and deadline in its place: for engines whose store cannot
+    /// hand its data back by value.
+    pub fn take(&mut self) -> Session {
+        let empty = Session::new(
+            self.host.clone(),
+            CallState::new(
+                Arc::new(self.calls.scope().clone()),
+                self.calls.action(),
+                self.calls.request_id(),
+            ),
+            self.limits,
+            self.fuel,
+            self.deadline.clone(),
+        );
+        std::mem::replace(self, empty)
+    }
+
     /// The execution's deadline; engines check it.
     pub fn deadline(&self) -> &Deadline {
         &self.deadline

@@ -11,6 +11,8 @@ pub fn compiled() -> &'static [&'static str] {
         "wasmtime",
         #[cfg(feature = "wasmtime-pulley")]
         "wasmtime-pulley",
+        #[cfg(feature = "wasmer")]
+        "wasmer",
         #[cfg(feature = "wasmi")]
         "wasmi",
     ]
@@ -31,6 +33,13 @@ pub fn create(name: &str) -> Result<Arc<dyn BaseMorphRuntime>> {
             use morph_runtime_wasmtime::{WasmtimeBackend, WasmtimeOptions};
             Ok(Arc::new(morph_core::EngineRuntime::new(
                 WasmtimeBackend::new(WasmtimeOptions::pulley())?,
+            )?))
+        }
+        #[cfg(feature = "wasmer")]
+        "wasmer" => {
+            use morph_runtime_wasmer::{WasmerBackend, WasmerOptions};
+            Ok(Arc::new(morph_core::EngineRuntime::new(
+                WasmerBackend::new(WasmerOptions::default()),
             )?))
         }
         #[cfg(feature = "wasmi")]

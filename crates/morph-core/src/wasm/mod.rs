@@ -2,6 +2,7 @@
 //! and the ABI call sequence.
 
 mod driver;
+pub mod instrument;
 mod module;
 pub mod wasi;
 
