@@ -58,6 +58,18 @@ pub enum EntryCode {
     },
 }
 
+impl EntryCode {
+    /// The validated module, or `unsupported` naming `backend` for scripts.
+    pub fn wasm(&self, backend: &str) -> Result<&WasmModule> {
+        match self {
+            EntryCode::Wasm(module) => Ok(module),
+            EntryCode::Script { kind, .. } => Err(MorphError::unsupported(format!(
+                "the {backend} backend runs WebAssembly extensions only, not {kind}"
+            ))),
+        }
+    }
+}
+
 /// The result of one guest call, with the session handed back.
 #[derive(Debug)]
 pub struct GuestRun {

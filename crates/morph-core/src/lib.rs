@@ -59,4 +59,4 @@ pub use policy::{EffectivePolicy, HostGrant, HostPolicy};
 pub use runtime::{
     BaseMorphRuntime, Execution, ExecutionContext, ExecutionReport, LoadedExtension, RuntimeInfo,
 };
-pub use session::{Session, SessionTotals, guest_slice, guest_slice_mut};
+pub use session::{MAX_TABLE_ELEMENTS, Session, SessionTotals, guest_slice, guest_slice_mut};

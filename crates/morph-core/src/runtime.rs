@@ -35,6 +35,25 @@ pub struct RuntimeInfo {
 }
 
 impl RuntimeInfo {
+    /// The info of a WebAssembly backend: `execution` is `jit` or
+    /// `interpreter`; `limits` says how it enforces each [`EngineLimit`].
+    pub fn wasm(
+        name: &str,
+        engine: &str,
+        engine_version: &str,
+        execution: &str,
+        limits: [(EngineLimit, Enforcement); 4],
+    ) -> Self {
+        RuntimeInfo {
+            name: name.into(),
+            engine: engine.into(),
+            engine_version: engine_version.into(),
+            kinds: vec![RuntimeKind::Wasm],
+            execution: execution.into(),
+            limits: BTreeMap::from(limits),
+        }
+    }
+
     /// How `limit` is enforced (`Unsupported` when not listed).
     pub fn enforcement(&self, limit: EngineLimit) -> Enforcement {
         self.limits

@@ -27,6 +27,9 @@ pub struct Session {
     fuel_used: Option<u64>,
 }
 
+/// Most table elements a guest may grow a table to.
+pub const MAX_TABLE_ELEMENTS: u64 = 1 << 20;
+
 /// The byte range of a guest `(ptr, len)` inside a memory of `size` bytes.
 fn guest_range(size: usize, ptr: u32, len: u32, what: &str) -> Result<std::ops::Range<usize>> {
     let start = ptr as usize;
@@ -129,6 +132,31 @@ impl Session {
             desired_bytes >> 20,
             self.limits.max_memory_mb
         ))
+    }
+
+    /// An engine's memory-growth hook: `Ok(false)` refuses a growth past the
+    /// module's own maximum (`memory.grow` returns -1), and growth past
+    /// `max_memory_mb` ends the execution with `memory_limit` (recorded as
+    /// fatal), the same on every backend.
+    pub fn memory_growing(&mut self, desired_bytes: u64, maximum: Option<u64>) -> Result<bool> {
+        if desired_bytes > self.limits.max_memory_bytes() {
+            let e = self.memory_limit_error(desired_bytes);
+            return Err(self.fail(e));
+        }
+        Ok(maximum.is_none_or(|m| desired_bytes <= m))
+    }
+
+    /// An engine's table-growth hook: growth past [`MAX_TABLE_ELEMENTS`]
+    /// ends the execution with `memory_limit`.
+    pub fn table_growing(&mut self, desired: u64, maximum: Option<u64>) -> Result<bool> {
+        if desired > MAX_TABLE_ELEMENTS {
+            let e = MorphError::memory_limit(format!(
+                "action `{}` tried to grow a table to {desired} elements, above {MAX_TABLE_ELEMENTS}",
+                self.calls.action()
+            ));
+            return Err(self.fail(e));
+        }
+        Ok(maximum.is_none_or(|m| desired <= m))
     }
 
     /// Records `error` as the reason the execution ends (the first one

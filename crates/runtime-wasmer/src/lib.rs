@@ -37,12 +37,11 @@
 mod engine;
 mod marshal;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use morph_core::{
-    Backend, EffectivePolicy, Enforcement, EngineLimit, EntryCode, MorphError, PreparedExtension,
-    Result, RuntimeInfo, RuntimeKind,
+    Backend, EffectivePolicy, Enforcement, EngineLimit, EntryCode, PreparedExtension, Result,
+    RuntimeInfo,
 };
 
 /// The backend name users choose.
@@ -71,19 +70,18 @@ impl WasmerBackend {
 
 impl Backend for WasmerBackend {
     fn info(&self) -> RuntimeInfo {
-        RuntimeInfo {
-            name: BACKEND_NAME.into(),
-            engine: "wasmer (cranelift)".into(),
-            engine_version: WASMER_VERSION.into(),
-            kinds: vec![RuntimeKind::Wasm],
-            execution: "jit".into(),
-            limits: BTreeMap::from([
+        RuntimeInfo::wasm(
+            BACKEND_NAME,
+            "wasmer (cranelift)",
+            WASMER_VERSION,
+            "jit",
+            [
                 (EngineLimit::ExecutionTime, Enforcement::Instrumented),
                 (EngineLimit::Memory, Enforcement::Instrumented),
                 (EngineLimit::Stack, Enforcement::Native),
                 (EngineLimit::Fuel, Enforcement::Unsupported),
-            ]),
-        }
+            ],
+        )
     }
 
     fn prepare(
@@ -91,11 +89,7 @@ impl Backend for WasmerBackend {
         code: &EntryCode,
         policy: &EffectivePolicy,
     ) -> Result<Arc<dyn PreparedExtension>> {
-        let EntryCode::Wasm(module) = code else {
-            return Err(MorphError::unsupported(
-                "the wasmer backend runs WebAssembly extensions only",
-            ));
-        };
+        let module = code.wasm(self.info().name.as_str())?;
         Ok(Arc::new(engine::Prepared::new(
             &self.engine,
             module,

@@ -4,9 +4,7 @@ use morph_core::wasm::{
     GuestExport, GuestInstance, HostImport, IMPORT_MODULE, WASI_MODULE, WasiImport, WasmModule,
     WasmType, drive, wasi,
 };
-use morph_core::{
-    EffectivePolicy, GuestCall, GuestRun, MorphError, PreparedExtension, Result, Session,
-};
+use morph_core::{GuestCall, GuestRun, MorphError, PreparedExtension, Result, Session};
 use wasmi::{
     Caller, Engine, FuncType, Instance, Linker, Memory, Module, ResourceLimiter, Store, TypedFunc,
     TypedResumableCall, Val, ValType, WasmParams, WasmResults,
@@ -16,13 +14,9 @@ use wasmi_core::LimiterError;
 use crate::WasmiOptions;
 use crate::marshal::{fail, map_error, memory_and_state};
 
-/// Most table elements a guest may grow to.
-const MAX_TABLE_ELEMENTS: usize = 1 << 20;
-
-/// What a store carries: the session, the memory cap, and fuel accounting.
+/// What a store carries: the session and fuel accounting.
 pub struct StoreState {
     pub session: Session,
-    max_memory: usize,
     slice: u64,
     /// Fuel handed out so far (all slices, including the current one).
     granted: u64,
@@ -58,12 +52,9 @@ impl ResourceLimiter for StoreState {
         desired: usize,
         maximum: Option<usize>,
     ) -> std::result::Result<bool, LimiterError> {
-        if desired > self.max_memory {
-            let e = self.session.memory_limit_error(desired as u64);
-            self.session.fail(e);
-            return Err(LimiterError::ResourceLimiterDeniedAllocation);
-        }
-        Ok(maximum.is_none_or(|m| desired <= m))
+        self.session
+            .memory_growing(desired as u64, maximum.map(|m| m as u64))
+            .map_err(|_| LimiterError::ResourceLimiterDeniedAllocation)
     }
 
     fn table_growing(
@@ -72,13 +63,9 @@ impl ResourceLimiter for StoreState {
         desired: usize,
         maximum: Option<usize>,
     ) -> std::result::Result<bool, LimiterError> {
-        if desired > MAX_TABLE_ELEMENTS {
-            self.session.fail(MorphError::memory_limit(format!(
-                "table growth to {desired} elements exceeds {MAX_TABLE_ELEMENTS}"
-            )));
-            return Err(LimiterError::ResourceLimiterDeniedAllocation);
-        }
-        Ok(maximum.is_none_or(|m| desired <= m))
+        self.session
+            .table_growing(desired as u64, maximum.map(|m| m as u64))
+            .map_err(|_| LimiterError::ResourceLimiterDeniedAllocation)
     }
 
     fn instances(&self) -> usize {
@@ -100,17 +87,11 @@ pub struct Prepared {
     module: Module,
     linker: Linker<StoreState>,
     validated: WasmModule,
-    max_memory: usize,
     slice: u64,
 }
 
 impl Prepared {
-    pub fn new(
-        engine: &Engine,
-        options: WasmiOptions,
-        module: &WasmModule,
-        policy: &EffectivePolicy,
-    ) -> Result<Self> {
+    pub fn new(engine: &Engine, options: WasmiOptions, module: &WasmModule) -> Result<Self> {
         let compiled = Module::new(engine, module.bytes())
             .map_err(|e| MorphError::invalid_module(format!("wasmi cannot compile it: {e}")))?;
         let mut linker = Linker::<StoreState>::new(engine);
@@ -128,7 +109,6 @@ impl Prepared {
             module: compiled,
             linker,
             validated: module.clone(),
-            max_memory: usize::try_from(policy.limits.max_memory_bytes()).unwrap_or(usize::MAX),
             slice: options.fuel_slice.max(1),
         })
     }
@@ -136,7 +116,6 @@ impl Prepared {
     fn instantiate(&self, session: Session) -> (Store<StoreState>, Result<Live>) {
         let mut state = StoreState {
             session,
-            max_memory: self.max_memory,
             slice: self.slice,
             granted: 0,
         };

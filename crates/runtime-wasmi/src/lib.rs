@@ -33,12 +33,11 @@
 mod engine;
 mod marshal;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use morph_core::{
-    Backend, EffectivePolicy, Enforcement, EngineLimit, EntryCode, MorphError, PreparedExtension,
-    Result, RuntimeInfo, RuntimeKind,
+    Backend, EffectivePolicy, Enforcement, EngineLimit, EntryCode, PreparedExtension, Result,
+    RuntimeInfo,
 };
 
 /// The backend name users choose.
@@ -91,36 +90,30 @@ impl WasmiBackend {
 
 impl Backend for WasmiBackend {
     fn info(&self) -> RuntimeInfo {
-        RuntimeInfo {
-            name: BACKEND_NAME.into(),
-            engine: "wasmi".into(),
-            engine_version: WASMI_VERSION.into(),
-            kinds: vec![RuntimeKind::Wasm],
-            execution: "interpreter".into(),
-            limits: BTreeMap::from([
+        RuntimeInfo::wasm(
+            BACKEND_NAME,
+            "wasmi",
+            WASMI_VERSION,
+            "interpreter",
+            [
                 (EngineLimit::ExecutionTime, Enforcement::Native),
                 (EngineLimit::Memory, Enforcement::Native),
                 (EngineLimit::Stack, Enforcement::Native),
                 (EngineLimit::Fuel, Enforcement::Native),
-            ]),
-        }
+            ],
+        )
     }
 
     fn prepare(
         &self,
         code: &EntryCode,
-        policy: &EffectivePolicy,
+        _policy: &EffectivePolicy,
     ) -> Result<Arc<dyn PreparedExtension>> {
-        let EntryCode::Wasm(module) = code else {
-            return Err(MorphError::unsupported(
-                "the wasmi backend runs WebAssembly extensions only",
-            ));
-        };
+        let module = code.wasm(self.info().name.as_str())?;
         Ok(Arc::new(engine::Prepared::new(
             &self.engine,
             self.options,
             module,
-            policy,
         )?))
     }
 }

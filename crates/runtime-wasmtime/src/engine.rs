@@ -4,9 +4,7 @@ use morph_core::wasm::{
     GuestExport, GuestInstance, HostImport, IMPORT_MODULE, WASI_MODULE, WasiImport, WasmModule,
     WasmType, drive, wasi,
 };
-use morph_core::{
-    EffectivePolicy, GuestCall, GuestRun, MorphError, PreparedExtension, Result, Session,
-};
+use morph_core::{GuestCall, GuestRun, MorphError, PreparedExtension, Result, Session};
 use wasmtime::{
     Caller, Engine, FuncType, Instance, InstancePre, Linker, Memory, Module, ResourceLimiter,
     Store, UpdateDeadline, Val, ValType,
@@ -17,13 +15,9 @@ use std::sync::Arc;
 use crate::EpochTicker;
 use crate::marshal::{export_name, map_error, memory_and_state};
 
-/// Most table elements a guest may grow to.
-const MAX_TABLE_ELEMENTS: usize = 1 << 20;
-
-/// What a store carries: the session and the memory cap.
+/// What a store carries: the session (which also knows the memory cap).
 pub struct StoreState {
     pub session: Session,
-    max_memory: usize,
 }
 
 impl ResourceLimiter for StoreState {
@@ -33,11 +27,9 @@ impl ResourceLimiter for StoreState {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_memory {
-            let e = self.session.memory_limit_error(desired as u64);
-            return Err(wasmtime::Error::new(self.session.fail(e)));
-        }
-        Ok(maximum.is_none_or(|m| desired <= m))
+        self.session
+            .memory_growing(desired as u64, maximum.map(|m| m as u64))
+            .map_err(wasmtime::Error::new)
     }
 
     fn table_growing(
@@ -46,13 +38,9 @@ impl ResourceLimiter for StoreState {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > MAX_TABLE_ELEMENTS {
-            let e = MorphError::memory_limit(format!(
-                "table growth to {desired} elements exceeds {MAX_TABLE_ELEMENTS}"
-            ));
-            return Err(wasmtime::Error::new(self.session.fail(e)));
-        }
-        Ok(maximum.is_none_or(|m| desired <= m))
+        self.session
+            .table_growing(desired as u64, maximum.map(|m| m as u64))
+            .map_err(wasmtime::Error::new)
     }
 }
 
@@ -62,16 +50,10 @@ pub struct Prepared {
     _ticker: Arc<EpochTicker>,
     pre: InstancePre<StoreState>,
     module: WasmModule,
-    max_memory: usize,
 }
 
 impl Prepared {
-    pub fn new(
-        engine: &Engine,
-        ticker: Arc<EpochTicker>,
-        module: &WasmModule,
-        policy: &EffectivePolicy,
-    ) -> Result<Self> {
+    pub fn new(engine: &Engine, ticker: Arc<EpochTicker>, module: &WasmModule) -> Result<Self> {
         let compiled = Module::new(engine, module.bytes())
             .map_err(|e| MorphError::invalid_module(format!("wasmtime cannot compile it: {e}")))?;
         let mut linker = Linker::<StoreState>::new(engine);
@@ -92,19 +74,12 @@ impl Prepared {
             _ticker: ticker,
             pre,
             module: module.clone(),
-            max_memory: usize::try_from(policy.limits.max_memory_bytes()).unwrap_or(usize::MAX),
         })
     }
 
     fn instantiate(&self, session: Session) -> (Store<StoreState>, Result<Live>) {
         let fuel = session.fuel();
-        let mut store = Store::new(
-            &self.engine,
-            StoreState {
-                session,
-                max_memory: self.max_memory,
-            },
-        );
+        let mut store = Store::new(&self.engine, StoreState { session });
         store.limiter(|state| state as &mut dyn ResourceLimiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut ctx| {

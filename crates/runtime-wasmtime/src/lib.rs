@@ -29,14 +29,13 @@
 mod engine;
 mod marshal;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use morph_core::{
     Backend, EffectivePolicy, Enforcement, EngineLimit, EntryCode, MorphError, PreparedExtension,
-    Result, RuntimeInfo, RuntimeKind,
+    Result, RuntimeInfo,
 };
 
 /// The backend name users choose for the Cranelift JIT configuration.
@@ -169,36 +168,30 @@ impl Backend for WasmtimeBackend {
         } else {
             (BACKEND_NAME, "jit")
         };
-        RuntimeInfo {
-            name: name.into(),
-            engine: "wasmtime".into(),
-            engine_version: WASMTIME_VERSION.into(),
-            kinds: vec![RuntimeKind::Wasm],
-            execution: execution.into(),
-            limits: BTreeMap::from([
+        RuntimeInfo::wasm(
+            name,
+            "wasmtime",
+            WASMTIME_VERSION,
+            execution,
+            [
                 (EngineLimit::ExecutionTime, Enforcement::Native),
                 (EngineLimit::Memory, Enforcement::Native),
                 (EngineLimit::Stack, Enforcement::Native),
                 (EngineLimit::Fuel, fuel),
-            ]),
-        }
+            ],
+        )
     }
 
     fn prepare(
         &self,
         code: &EntryCode,
-        policy: &EffectivePolicy,
+        _policy: &EffectivePolicy,
     ) -> Result<Arc<dyn PreparedExtension>> {
-        let EntryCode::Wasm(module) = code else {
-            return Err(MorphError::unsupported(
-                "the wasmtime backend runs WebAssembly extensions only",
-            ));
-        };
+        let module = code.wasm(self.info().name.as_str())?;
         Ok(Arc::new(engine::Prepared::new(
             &self.engine,
             self.ticker.clone(),
             module,
-            policy,
         )?))
     }
 }
