@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use morph_core::host::{MemoryAuditSink, MemoryVault, RecordingEventBus, VaultProvider};
+use morph_core::host::{MemoryAuditSink, MemoryVault, RecordingEventBus, SandboxFs, VaultProvider};
 use morph_core::{
     BaseMorphRuntime, CapabilityHost, Enforcement, ErrorKind, ExtensionArtifact, ExtensionManifest,
     HostGrant, HostPolicy, MorphError, Permission, ResourceLimits, RuntimeKind,
@@ -128,11 +128,13 @@ async fn judge(
     }
     let events = Arc::new(RecordingEventBus::default());
     let audit = Arc::new(MemoryAuditSink::default());
+    let files = tempfile::tempdir().map_err(|e| format!("temporary sandbox: {e}"))?;
     let host = Arc::new(
         CapabilityHost::builder()
             .vault(vault)
             .events(events.clone())
             .audit(audit.clone())
+            .fs(Arc::new(SandboxFs::new(files.path())))
             .build(),
     );
     let policy = HostPolicy {
@@ -235,6 +237,19 @@ async fn judge(
             .execute(&step.action, step.params.clone(), &step.context)
             .await;
         check_outcome(&step.expect, &result).map_err(|e| format!("then `{}`: {e}", step.action))?;
+    }
+    // Whatever the case did, nothing may exist beside the extension's own
+    // sandbox directory.
+    let outside: Vec<String> = std::fs::read_dir(files.path())
+        .map_err(|e| format!("reading the sandbox root: {e}"))?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| *name != extension_id)
+        .collect();
+    if !outside.is_empty() {
+        return Err(format!(
+            "files appeared outside the extension's sandbox: {outside:?}"
+        ));
     }
     Ok(Status::Pass)
 }

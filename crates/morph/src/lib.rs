@@ -28,6 +28,21 @@ use std::sync::Arc;
 
 pub use morph_core::*;
 
+/// Morph's data directory: `$MORPH_DATA_DIR`, else `$XDG_DATA_HOME/morph`,
+/// else `~/.local/share/morph`, else `./.morph`. Extensions' sandboxed
+/// files live in `<data dir>/files/<extension_id>/`.
+pub fn data_dir() -> std::path::PathBuf {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    };
+    env("MORPH_DATA_DIR")
+        .or_else(|| env("XDG_DATA_HOME").map(|d| d.join("morph")))
+        .or_else(|| env("HOME").map(|h| h.join(".local/share/morph")))
+        .unwrap_or_else(|| std::path::PathBuf::from(".morph"))
+}
+
 /// The top-level handle: a capability host and the backends in use.
 pub struct Morph {
     host: Arc<CapabilityHost>,
@@ -50,7 +65,8 @@ impl MorphBuilder {
         self
     }
 
-    /// Serves host calls with `host`. Default: [`CapabilityHost::in_memory`].
+    /// Serves host calls with `host`. Default: in-memory vault, data, events
+    /// and audit, and files sandboxed under [`data_dir`]`/files`.
     pub fn host(mut self, host: Arc<CapabilityHost>) -> Self {
         self.host = Some(host);
         self
@@ -71,9 +87,13 @@ impl MorphBuilder {
             }
         }
         Ok(Morph {
-            host: self
-                .host
-                .unwrap_or_else(|| Arc::new(CapabilityHost::in_memory())),
+            host: self.host.unwrap_or_else(|| {
+                Arc::new(
+                    CapabilityHost::builder()
+                        .fs(Arc::new(host::SandboxFs::new(data_dir().join("files"))))
+                        .build(),
+                )
+            }),
             runtimes,
         })
     }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use morph::host::{MemoryVault, VaultProvider, validate_key};
+use morph::host::{MemoryVault, SandboxFs, VaultProvider, validate_key};
 use morph::{
     BaseMorphRuntime, CapabilityHost, ExecutionContext, ExtensionArtifact, HostPolicy, MorphError,
     Result, backends,
@@ -26,6 +26,8 @@ enum Command {
     ///
     /// Grants the manifest's requested permissions up to the default
     /// ceilings (the development path) and prints the grant on stderr.
+    /// Files go to the extension's sandbox under the data directory
+    /// ($MORPH_DATA_DIR, default ~/.local/share/morph).
     Run {
         /// The extension directory (manifest.yaml + entry).
         dir: PathBuf,
@@ -145,7 +147,13 @@ async fn run(command: Command) -> Result<ExitCode> {
                 validate_key("--secret", key)?;
                 vault.set(&artifact.manifest.extension_id, key, value)?;
             }
-            let host = Arc::new(CapabilityHost::builder().vault(vault).build());
+            let files = morph::data_dir().join("files");
+            let host = Arc::new(
+                CapabilityHost::builder()
+                    .vault(vault)
+                    .fs(Arc::new(SandboxFs::new(files)))
+                    .build(),
+            );
             let ext = runtime.load(&artifact, host, &policy).await?;
             eprintln!(
                 "morph: running `{}` on {} with {}",

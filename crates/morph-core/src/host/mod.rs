@@ -2,6 +2,7 @@
 //! backend. It checks the permission, counts quotas for this execution,
 //! writes an audit record, then delegates to a provider.
 
+mod fs;
 mod memory;
 mod providers;
 
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub use fs::{FsProvider, SandboxFs};
 pub use memory::{MemoryAuditSink, MemoryDataStore, MemoryVault, RecordingEventBus, validate_key};
 pub use providers::{AuditRecord, AuditSink, DataStore, Event, EventBus, VaultProvider};
 
@@ -81,6 +83,7 @@ pub struct CapabilityHost {
     data: Arc<dyn DataStore>,
     events: Arc<dyn EventBus>,
     audit: Arc<dyn AuditSink>,
+    fs: Option<Arc<dyn FsProvider>>,
 }
 
 impl std::fmt::Debug for CapabilityHost {
@@ -96,6 +99,7 @@ pub struct CapabilityHostBuilder {
     data: Option<Arc<dyn DataStore>>,
     events: Option<Arc<dyn EventBus>>,
     audit: Option<Arc<dyn AuditSink>>,
+    fs: Option<Arc<dyn FsProvider>>,
 }
 
 impl CapabilityHostBuilder {
@@ -123,6 +127,13 @@ impl CapabilityHostBuilder {
         self
     }
 
+    /// Serves `fs.*` with `fs` (for example a [`SandboxFs`]). Default: none,
+    /// so `fs.*` ops answer `unsupported` after the permission check.
+    pub fn fs(mut self, fs: Arc<dyn FsProvider>) -> Self {
+        self.fs = Some(fs);
+        self
+    }
+
     /// The host.
     pub fn build(self) -> CapabilityHost {
         CapabilityHost {
@@ -136,6 +147,7 @@ impl CapabilityHostBuilder {
             audit: self
                 .audit
                 .unwrap_or_else(|| Arc::new(MemoryAuditSink::default())),
+            fs: self.fs,
         }
     }
 }
@@ -173,6 +185,26 @@ struct EmitArgs {
     name: String,
     #[serde(default)]
     payload: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PathArgs {
+    path: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListPathArgs {
+    #[serde(default)]
+    path: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteArgs {
+    path: String,
+    data: String,
 }
 
 #[derive(Deserialize)]
@@ -348,9 +380,39 @@ impl CapabilityHost {
                     "op `http.fetch`: this build has no HTTP provider",
                 ))
             }
-            _ => Err(MorphError::unsupported(format!(
-                "op `{op}`: this build has no file-system provider"
-            ))),
+            _ => {
+                let fs = self.fs.as_ref().ok_or_else(|| {
+                    MorphError::unsupported(format!(
+                        "op `{op}`: this host has no file-system provider"
+                    ))
+                })?;
+                let max = state
+                    .scope
+                    .policy
+                    .limits
+                    .max_file_size_mb
+                    .saturating_mul(1 << 20);
+                match op {
+                    "fs.read" => {
+                        let a: PathArgs = parse_args(op, args)?;
+                        Ok(Value::String(fs.read(ext, &a.path, max)?))
+                    }
+                    "fs.write" => {
+                        let a: WriteArgs = parse_args(op, args)?;
+                        fs.write(ext, &a.path, &a.data, max)?;
+                        Ok(Value::Null)
+                    }
+                    "fs.list" => {
+                        let a: ListPathArgs = parse_args(op, args)?;
+                        Ok(Value::from(fs.list(ext, &a.path)?))
+                    }
+                    _ => {
+                        let a: PathArgs = parse_args(op, args)?;
+                        fs.delete(ext, &a.path)?;
+                        Ok(Value::Null)
+                    }
+                }
+            }
         }
     }
 }
