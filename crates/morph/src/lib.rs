@@ -29,8 +29,8 @@ use std::sync::Arc;
 pub use morph_core::*;
 
 /// Morph's data directory: `$MORPH_DATA_DIR`, else `$XDG_DATA_HOME/morph`,
-/// else `~/.local/share/morph`, else `./.morph`. Extensions' sandboxed
-/// files live in `<data dir>/files/<extension_id>/`.
+/// else `~/.local/share/morph`, else `./.morph`. See [`persistent_host`]
+/// for what it holds.
 pub fn data_dir() -> std::path::PathBuf {
     let env = |k: &str| {
         std::env::var_os(k)
@@ -41,6 +41,25 @@ pub fn data_dir() -> std::path::PathBuf {
         .or_else(|| env("XDG_DATA_HOME").map(|d| d.join("morph")))
         .or_else(|| env("HOME").map(|h| h.join(".local/share/morph")))
         .unwrap_or_else(|| std::path::PathBuf::from(".morph"))
+}
+
+/// A capability host keeping its state in `data_dir`: sandboxed files in
+/// `files/<extension_id>/`, the key/value store in `data.redb`, the audit
+/// log in `audit.jsonl` (JSON lines); secrets come from `vault`.
+pub fn persistent_host(
+    data_dir: &Path,
+    vault: Arc<dyn host::VaultProvider>,
+) -> Result<CapabilityHost> {
+    Ok(CapabilityHost::builder()
+        .vault(vault)
+        .fs(Arc::new(host::SandboxFs::new(data_dir.join("files"))))
+        .data(Arc::new(host::RedbDataStore::open(
+            &data_dir.join("data.redb"),
+        )?))
+        .audit(Arc::new(host::JsonLinesAudit::open(
+            &data_dir.join("audit.jsonl"),
+        )?))
+        .build())
 }
 
 /// The top-level handle: a capability host and the backends in use.
@@ -65,8 +84,8 @@ impl MorphBuilder {
         self
     }
 
-    /// Serves host calls with `host`. Default: in-memory vault, data, events
-    /// and audit, and files sandboxed under [`data_dir`]`/files`.
+    /// Serves host calls with `host`. Default: [`CapabilityHost::in_memory`]
+    /// (no file provider); see [`persistent_host`] for one on disk.
     pub fn host(mut self, host: Arc<CapabilityHost>) -> Self {
         self.host = Some(host);
         self
@@ -87,13 +106,9 @@ impl MorphBuilder {
             }
         }
         Ok(Morph {
-            host: self.host.unwrap_or_else(|| {
-                Arc::new(
-                    CapabilityHost::builder()
-                        .fs(Arc::new(host::SandboxFs::new(data_dir().join("files"))))
-                        .build(),
-                )
-            }),
+            host: self
+                .host
+                .unwrap_or_else(|| Arc::new(CapabilityHost::in_memory())),
             runtimes,
         })
     }

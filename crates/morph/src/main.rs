@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use morph::host::{MemoryVault, SandboxFs, VaultProvider, validate_key};
+use morph::host::{EnvVault, JsonLinesAudit, MemoryVault, VaultChain, VaultProvider, validate_key};
 use morph::{
     BaseMorphRuntime, CapabilityHost, ExecutionContext, ExtensionArtifact, HostPolicy, MorphError,
     Result, backends,
@@ -26,8 +26,8 @@ enum Command {
     ///
     /// Grants the manifest's requested permissions up to the default
     /// ceilings (the development path) and prints the grant on stderr.
-    /// Files go to the extension's sandbox under the data directory
-    /// ($MORPH_DATA_DIR, default ~/.local/share/morph).
+    /// Files, the key/value store and the audit log live in the data
+    /// directory ($MORPH_DATA_DIR, default ~/.local/share/morph).
     Run {
         /// The extension directory (manifest.yaml + entry).
         dir: PathBuf,
@@ -42,7 +42,8 @@ enum Command {
         /// Backend to use (default: the first compiled one).
         #[arg(long)]
         backend: Option<String>,
-        /// A secret for this run only, as KEY=VALUE (repeatable).
+        /// A secret for this run only, as KEY=VALUE (repeatable). Secrets
+        /// are also read from MORPH_SECRET_<EXTENSION>_<KEY> variables.
         #[arg(long = "secret", value_name = "KEY=VALUE")]
         secrets: Vec<String>,
     },
@@ -56,6 +57,11 @@ enum Command {
     },
     /// List the compiled backends and what each enforces.
     Backends,
+    /// Show the newest audit records (every host call and execution).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run the conformance suite and print the case × backend matrix.
     Conformance {
         /// A backend name, or `all` (default).
@@ -67,6 +73,19 @@ enum Command {
         /// The suite directory (default: the one this binary was built from).
         #[arg(long)]
         suite: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Print the last N records of the data directory's audit log.
+    Tail {
+        /// How many records.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        /// Print raw JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -147,13 +166,9 @@ async fn run(command: Command) -> Result<ExitCode> {
                 validate_key("--secret", key)?;
                 vault.set(&artifact.manifest.extension_id, key, value)?;
             }
-            let files = morph::data_dir().join("files");
-            let host = Arc::new(
-                CapabilityHost::builder()
-                    .vault(vault)
-                    .fs(Arc::new(SandboxFs::new(files)))
-                    .build(),
-            );
+            // --secret values first, then MORPH_SECRET_<EXTENSION>_<KEY>.
+            let vault = Arc::new(VaultChain(vec![vault, Arc::new(EnvVault)]));
+            let host = Arc::new(morph::persistent_host(&morph::data_dir(), vault)?);
             let ext = runtime.load(&artifact, host, &policy).await?;
             eprintln!(
                 "morph: running `{}` on {} with {}",
@@ -175,6 +190,30 @@ async fn run(command: Command) -> Result<ExitCode> {
             let describe = serde_json::to_value(ext.describe())
                 .map_err(|e| MorphError::host_error(e.to_string()))?;
             println!("{}", pretty(&describe));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            command: AuditCommand::Tail { lines, json },
+        } => {
+            let path = morph::data_dir().join("audit.jsonl");
+            for r in JsonLinesAudit::tail(&path, lines)? {
+                if json {
+                    let line = serde_json::to_string(&r)
+                        .map_err(|e| MorphError::host_error(e.to_string()))?;
+                    println!("{line}");
+                } else {
+                    println!(
+                        "{} {:<24} {:<16} {:<18} {:<8} {}{}",
+                        r.time_ms,
+                        r.extension_id,
+                        r.action,
+                        r.op,
+                        if r.allowed { "allowed" } else { "denied" },
+                        r.outcome,
+                        r.reason.map(|why| format!(": {why}")).unwrap_or_default()
+                    );
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Backends => {

@@ -8,9 +8,21 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// One data directory for this test binary, never the user's own.
+fn data_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+}
+
 fn morph(args: &[&str]) -> Output {
+    morph_in(data_dir(), args)
+}
+
+fn morph_in(data: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_morph"))
         .args(args)
+        .env("MORPH_DATA_DIR", data)
         .current_dir(repo())
         .output()
         .expect("morph binary runs")
@@ -54,6 +66,54 @@ fn run_prints_the_ok_value_and_exits_zero() {
     assert!(
         stderr(&o).contains("permissions: vault:read"),
         "grants on stderr"
+    );
+}
+
+#[test]
+fn data_files_and_audit_persist_in_the_data_dir() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let d = data.path();
+    let kitchen = "conformance/fixtures/kitchen";
+    let call = |params: &str| morph_in(d, &["run", kitchen, "call", "--params", params]);
+    let o = call(r#"{"op": "data.set", "args": {"key": "k", "value": {"n": 1}}}"#);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let o = call(r#"{"op": "data.get", "args": {"key": "k"}}"#);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(
+        v,
+        serde_json::json!({"ok": {"n": 1}}),
+        "the value survived the process"
+    );
+    let o = call(r#"{"op": "fs.write", "args": {"path": "../../outside.txt", "data": "x"}}"#);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(v["err"]["code"], "permission_denied");
+    assert!(!d.join("outside.txt").exists() && !d.join("files/outside.txt").exists());
+    let o = morph_in(d, &["audit", "tail", "-n", "3", "--json"]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[1]["op"], "fs.write");
+    assert_eq!(lines[1]["allowed"], false);
+    assert_eq!(lines[2]["op"], "execute");
+}
+
+#[test]
+fn secrets_come_from_the_environment_too() {
+    let o = Command::new(env!("CARGO_BIN_EXE_morph"))
+        .args(["run", "examples/hello", "secret"])
+        .env("MORPH_DATA_DIR", data_dir())
+        .env("MORPH_SECRET_EXAMPLE_HELLO_GREETING", "from env")
+        .current_dir(repo())
+        .output()
+        .expect("morph runs");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert_eq!(
+        v,
+        serde_json::json!({"ok": "from env"}),
+        "stderr: {}",
+        stderr(&o)
     );
 }
 

@@ -2,9 +2,12 @@
 //! backend. It checks the permission, counts quotas for this execution,
 //! writes an audit record, then delegates to a provider.
 
+mod audit_log;
+mod env_vault;
 mod fs;
 mod memory;
 mod providers;
+mod redb_store;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -13,9 +16,12 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+pub use audit_log::JsonLinesAudit;
+pub use env_vault::{EnvVault, VaultChain};
 pub use fs::{FsProvider, SandboxFs};
 pub use memory::{MemoryAuditSink, MemoryDataStore, MemoryVault, RecordingEventBus, validate_key};
 pub use providers::{AuditRecord, AuditSink, DataStore, Event, EventBus, VaultProvider};
+pub use redb_store::RedbDataStore;
 
 use crate::error::{ErrorKind, MorphError, Result};
 use crate::permission::Permission;
