@@ -56,6 +56,10 @@ pub struct HostSetup {
     /// Overrides of the manifest's `resource_limits`.
     #[serde(default)]
     pub limits: serde_json::Map<String, Value>,
+    /// A loopback HTTP server for the case; `{server}` in params becomes
+    /// its base URL.
+    #[serde(default)]
+    pub http_server: Option<crate::server::ServerSetup>,
 }
 
 /// Expected outcome.
@@ -86,6 +90,9 @@ pub struct Expect {
     /// These host-call audit records, in order (listed fields only).
     #[serde(default)]
     pub audit: Option<Vec<Value>>,
+    /// How many requests reached the case's HTTP server.
+    #[serde(default)]
+    pub server_requests: Option<usize>,
 }
 
 /// A follow-up execution.

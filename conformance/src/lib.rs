@@ -12,10 +12,12 @@ mod case;
 mod divergence;
 mod matrix;
 mod runner;
+mod server;
 mod trials;
 
 pub use case::{Case, Expect, HostSetup, Step, Suite, SuiteError};
 pub use divergence::{EXPECTED_DIVERGENCES, expected_divergence};
 pub use matrix::Matrix;
 pub use runner::{CaseResult, Status, contains, run_case};
+pub use server::{ServerSetup, TestServer};
 pub use trials::{main_for_backend, trials};

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use morph_core::host::{MemoryAuditSink, MemoryVault, RecordingEventBus, SandboxFs, VaultProvider};
+use morph_core::host::{
+    MemoryAuditSink, MemoryVault, RecordingEventBus, SandboxFs, UreqHttp, VaultProvider,
+};
 use morph_core::{
     BaseMorphRuntime, CapabilityHost, Enforcement, ErrorKind, ExtensionArtifact, ExtensionManifest,
     HostGrant, HostPolicy, MorphError, Permission, ResourceLimits, RuntimeKind,
@@ -13,6 +15,7 @@ use serde_json::Value;
 
 use crate::case::{Case, Expect, Suite};
 use crate::divergence::expected_divergence;
+use crate::server::TestServer;
 
 /// The verdict of one case on one backend.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -129,12 +132,24 @@ async fn judge(
     let events = Arc::new(RecordingEventBus::default());
     let audit = Arc::new(MemoryAuditSink::default());
     let files = tempfile::tempdir().map_err(|e| format!("temporary sandbox: {e}"))?;
+    let server = match &case.host.http_server {
+        Some(setup) => Some(TestServer::start(setup).map_err(|e| format!("test server: {e}"))?),
+        None => None,
+    };
+    let with_server = |v: &Value| -> Result<Value, String> {
+        match &server {
+            None => Ok(v.clone()),
+            Some(s) => serde_json::from_str(&v.to_string().replace("{server}", &s.url))
+                .map_err(|e| e.to_string()),
+        }
+    };
     let host = Arc::new(
         CapabilityHost::builder()
             .vault(vault)
             .events(events.clone())
             .audit(audit.clone())
             .fs(Arc::new(SandboxFs::new(files.path())))
+            .http(Arc::new(UreqHttp::default()))
             .build(),
     );
     let policy = HostPolicy {
@@ -183,7 +198,7 @@ async fn judge(
     if let Some(action) = &case.action {
         let started = Instant::now();
         let execution = ext
-            .execute_with_report(action, case.params.clone(), &case.context)
+            .execute_with_report(action, with_server(&case.params)?, &case.context)
             .await;
         let took = started.elapsed();
         out.duration_ms = ms(took);
@@ -234,9 +249,17 @@ async fn judge(
     }
     if let Some(step) = &case.then {
         let result = ext
-            .execute(&step.action, step.params.clone(), &step.context)
+            .execute(&step.action, with_server(&step.params)?, &step.context)
             .await;
         check_outcome(&step.expect, &result).map_err(|e| format!("then `{}`: {e}", step.action))?;
+    }
+    if let Some(expected) = case.expect.server_requests {
+        let seen = server.as_ref().map_or(0, TestServer::requests);
+        if seen != expected {
+            return Err(format!(
+                "the test server saw {seen} requests, expected {expected}"
+            ));
+        }
     }
     // Whatever the case did, nothing may exist beside the extension's own
     // sandbox directory.

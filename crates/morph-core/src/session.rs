@@ -61,11 +61,12 @@ impl Session {
     /// A session for one call under `limits`, ending at `deadline`.
     pub fn new(
         host: Arc<CapabilityHost>,
-        calls: CallState,
+        mut calls: CallState,
         limits: ResourceLimits,
         fuel: Option<u64>,
         deadline: Deadline,
     ) -> Self {
+        calls.set_deadline(deadline.clone());
         Session {
             host,
             calls,

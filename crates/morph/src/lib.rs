@@ -45,7 +45,8 @@ pub fn data_dir() -> std::path::PathBuf {
 
 /// A capability host keeping its state in `data_dir`: sandboxed files in
 /// `files/<extension_id>/`, the key/value store in `data.redb`, the audit
-/// log in `audit.jsonl` (JSON lines); secrets come from `vault`.
+/// log in `audit.jsonl` (JSON lines); HTTP through [`host::UreqHttp`] to
+/// each extension's allowed hosts; secrets come from `vault`.
 pub fn persistent_host(
     data_dir: &Path,
     vault: Arc<dyn host::VaultProvider>,
@@ -53,6 +54,7 @@ pub fn persistent_host(
     Ok(CapabilityHost::builder()
         .vault(vault)
         .fs(Arc::new(host::SandboxFs::new(data_dir.join("files"))))
+        .http(Arc::new(host::UreqHttp::default()))
         .data(Arc::new(host::RedbDataStore::open(
             &data_dir.join("data.redb"),
         )?))

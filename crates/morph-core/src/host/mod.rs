@@ -5,6 +5,7 @@
 mod audit_log;
 mod env_vault;
 mod fs;
+mod http;
 mod memory;
 mod providers;
 mod redb_store;
@@ -12,17 +13,24 @@ mod redb_store;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub use audit_log::JsonLinesAudit;
 pub use env_vault::{EnvVault, VaultChain};
 pub use fs::{FsProvider, SandboxFs};
+pub use http::{
+    HttpLimits, HttpProvider, HttpRequest, HttpResponse, UreqHttp, check_url, host_allowed,
+    is_public,
+};
 pub use memory::{MemoryAuditSink, MemoryDataStore, MemoryVault, RecordingEventBus, validate_key};
 pub use providers::{AuditRecord, AuditSink, DataStore, Event, EventBus, VaultProvider};
 pub use redb_store::RedbDataStore;
 
+use crate::deadline::Deadline;
 use crate::error::{ErrorKind, MorphError, Result};
 use crate::permission::Permission;
 use crate::policy::EffectivePolicy;
@@ -48,6 +56,7 @@ pub struct CallState {
     request_id: String,
     http_requests: u32,
     emitted: Vec<Event>,
+    deadline: Option<Deadline>,
 }
 
 impl CallState {
@@ -59,7 +68,13 @@ impl CallState {
             request_id: request_id.to_string(),
             http_requests: 0,
             emitted: Vec::new(),
+            deadline: None,
         }
+    }
+
+    /// Caps host-side waits (HTTP) to what is left before `deadline`.
+    pub fn set_deadline(&mut self, deadline: Deadline) {
+        self.deadline = Some(deadline);
     }
 
     /// The calling extension.
@@ -90,6 +105,7 @@ pub struct CapabilityHost {
     events: Arc<dyn EventBus>,
     audit: Arc<dyn AuditSink>,
     fs: Option<Arc<dyn FsProvider>>,
+    http: Option<Arc<dyn HttpProvider>>,
 }
 
 impl std::fmt::Debug for CapabilityHost {
@@ -106,6 +122,7 @@ pub struct CapabilityHostBuilder {
     events: Option<Arc<dyn EventBus>>,
     audit: Option<Arc<dyn AuditSink>>,
     fs: Option<Arc<dyn FsProvider>>,
+    http: Option<Arc<dyn HttpProvider>>,
 }
 
 impl CapabilityHostBuilder {
@@ -140,6 +157,13 @@ impl CapabilityHostBuilder {
         self
     }
 
+    /// Serves `http.fetch` with `http` (for example [`UreqHttp`]). Default:
+    /// none, so `http.fetch` answers `unsupported` after the checks.
+    pub fn http(mut self, http: Arc<dyn HttpProvider>) -> Self {
+        self.http = Some(http);
+        self
+    }
+
     /// The host.
     pub fn build(self) -> CapabilityHost {
         CapabilityHost {
@@ -154,6 +178,7 @@ impl CapabilityHostBuilder {
                 .audit
                 .unwrap_or_else(|| Arc::new(MemoryAuditSink::default())),
             fs: self.fs,
+            http: self.http,
         }
     }
 }
@@ -211,6 +236,19 @@ struct ListPathArgs {
 struct WriteArgs {
     path: String,
     data: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FetchArgs {
+    method: String,
+    url: String,
+    #[serde(default)]
+    headers: Vec<(String, String)>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    body_base64: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -382,9 +420,50 @@ impl CapabilityHost {
                         "op `http.fetch`: more than max_http_requests = {max} in one execution"
                     )));
                 }
-                Err(MorphError::unsupported(
-                    "op `http.fetch`: this build has no HTTP provider",
-                ))
+                let a: FetchArgs = parse_args(op, args)?;
+                let allowed = &state.scope.policy.allowed_hosts;
+                check_url(&a.url, allowed)?;
+                let http = self.http.as_ref().ok_or_else(|| {
+                    MorphError::unsupported("op `http.fetch`: this host has no HTTP provider")
+                })?;
+                let body = match (a.body, a.body_base64) {
+                    (Some(text), None) => Some(text.into_bytes()),
+                    (None, Some(b64)) => Some(BASE64.decode(b64).map_err(|e| {
+                        MorphError::host_error(format!("op `http.fetch`: body_base64: {e}"))
+                    })?),
+                    (None, None) => None,
+                    (Some(_), Some(_)) => {
+                        return Err(MorphError::host_error(
+                            "op `http.fetch`: give `body` or `body_base64`, not both",
+                        ));
+                    }
+                };
+                let timeout = state
+                    .deadline
+                    .as_ref()
+                    .map_or(std::time::Duration::MAX, Deadline::remaining);
+                let response = http.fetch(
+                    &HttpRequest {
+                        method: a.method,
+                        url: a.url,
+                        headers: a.headers,
+                        body,
+                    },
+                    &HttpLimits {
+                        allowed_hosts: allowed.clone(),
+                        timeout,
+                        max_response_bytes: u64::MAX,
+                    },
+                )?;
+                let headers: Vec<[String; 2]> =
+                    response.headers.into_iter().map(|(k, v)| [k, v]).collect();
+                Ok(match String::from_utf8(response.body) {
+                    Ok(text) => {
+                        json!({"status": response.status, "headers": headers, "body": text})
+                    }
+                    Err(bytes) => json!({"status": response.status, "headers": headers,
+                                         "body_base64": BASE64.encode(bytes.into_bytes())}),
+                })
             }
             _ => {
                 let fs = self.fs.as_ref().ok_or_else(|| {
