@@ -224,6 +224,7 @@ impl BaseMorphRuntime for EngineRuntime {
                     &describe_scope,
                     "describe",
                     &new_request_id(),
+                    0,
                 );
                 let run = prepared.run(session, GuestCall::Describe);
                 Ok((prepared, run.result))
@@ -247,11 +248,14 @@ fn new_session(
     scope: &Arc<ExtensionScope>,
     action: &str,
     request_id: &str,
+    hops: u32,
 ) -> Session {
     let limits = scope.policy.limits;
+    let mut calls = CallState::new(scope.clone(), action, request_id);
+    calls.set_hops(hops);
     Session::new(
         host.clone(),
-        CallState::new(scope.clone(), action, request_id),
+        calls,
         limits,
         scope.policy.fuel,
         Deadline::after(Duration::from_millis(limits.max_execution_ms)),
@@ -336,7 +340,7 @@ impl LoadedExtension for EngineExtension {
             }
         };
 
-        let session = new_session(&self.host, &self.scope, action, &request_id);
+        let session = new_session(&self.host, &self.scope, action, &request_id, ctx.event_hops);
         let deadline = session.deadline().clone();
         let guard = CancelOnDrop::new(deadline.clone());
         let code = self.prepared.clone();

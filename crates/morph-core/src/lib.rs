@@ -35,6 +35,7 @@ mod error;
 mod executor;
 pub mod host;
 mod limits;
+mod manager;
 mod manifest;
 mod permission;
 mod policy;
@@ -50,9 +51,10 @@ pub use error::{ErrorKind, MorphError, Result};
 pub use executor::{Executor, ExecutorOptions};
 pub use host::{CapabilityHost, CapabilityHostBuilder};
 pub use limits::{Enforcement, EngineLimit, LimitEnforcement, ResourceLimits};
+pub use manager::{ExtensionManager, InstalledExtension, MAX_EVENT_HOPS};
 pub use manifest::{
-    ActionSpec, AiAccess, ExtensionManifest, MANIFEST_FILE, Metadata, ParamSpec, ParamType,
-    RuntimeKind,
+    ActionSpec, AiAccess, ExtensionManifest, MANIFEST_FILE, Metadata, ON_EVENT_ACTION, ParamSpec,
+    ParamType, RuntimeKind,
 };
 pub use permission::{Permission, PermissionSet, UnknownPermission};
 pub use policy::{EffectivePolicy, HostGrant, HostPolicy};

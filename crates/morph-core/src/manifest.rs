@@ -15,6 +15,11 @@ use crate::permission::PermissionSet;
 /// The file name of a manifest inside an extension directory.
 pub const MANIFEST_FILE: &str = "manifest.yaml";
 
+/// The action through which a listener receives events, with params
+/// `{"event": "<extension_id>/<name>", "source": "<extension_id>",
+/// "payload": <object>}` (a non-object payload arrives as `{"value": ...}`).
+pub const ON_EVENT_ACTION: &str = "on_event";
+
 /// The manifest schema versions this build reads.
 pub const SUPPORTED_SCHEMA_VERSIONS: [&str; 2] = ["1", "1.0"];
 
@@ -210,6 +215,10 @@ pub struct ExtensionManifest {
     /// Events it may emit.
     #[serde(default)]
     pub events: Vec<String>,
+    /// Events of other extensions it consumes, as `<extension_id>/<event>`;
+    /// needs `event:listen` and an `on_event` action (see docs/abi.md).
+    #[serde(default)]
+    pub listens: Vec<String>,
 }
 
 impl ExtensionManifest {
@@ -319,6 +328,21 @@ impl ExtensionManifest {
                     "field `events[{i}]`: event `{event}` is declared twice"
                 ));
             }
+        }
+        for (i, event) in self.listens.iter().enumerate() {
+            let valid = event
+                .split_once('/')
+                .is_some_and(|(ext, name)| validate_id(ext).is_ok() && validate_name(name).is_ok());
+            if !valid {
+                return Err(format!(
+                    "field `listens[{i}]`: `{event}` must be `<extension_id>/<event>`"
+                ));
+            }
+        }
+        if !self.listens.is_empty() && self.action(ON_EVENT_ACTION).is_none() {
+            return Err(format!(
+                "field `listens`: an extension that listens must declare the action `{ON_EVENT_ACTION}`"
+            ));
         }
         for (i, host) in self.allowed_hosts.iter().enumerate() {
             validate_host_pattern(host).map_err(|e| format!("field `allowed_hosts[{i}]`: {e}"))?;

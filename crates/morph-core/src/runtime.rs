@@ -78,6 +78,11 @@ pub struct ExecutionContext {
     pub space_id: Option<String>,
     /// The extension's configuration for this space (a JSON object).
     pub config: Option<Value>,
+    /// Set by the [`ExtensionManager`](crate::ExtensionManager) when it
+    /// delivers an event: how many deliveries deep this execution is.
+    /// Not sent to the guest.
+    #[serde(skip)]
+    pub event_hops: u32,
 }
 
 /// Measurements of one execution.

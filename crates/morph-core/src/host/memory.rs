@@ -245,6 +245,7 @@ mod tests {
                 name: format!("x/e{i}"),
                 payload: json!(i),
                 request_id: "r".into(),
+                hops: 0,
             })
             .unwrap();
         }

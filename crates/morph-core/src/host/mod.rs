@@ -57,6 +57,7 @@ pub struct CallState {
     http_requests: u32,
     emitted: Vec<Event>,
     deadline: Option<Deadline>,
+    hops: u32,
 }
 
 impl CallState {
@@ -69,7 +70,14 @@ impl CallState {
             http_requests: 0,
             emitted: Vec::new(),
             deadline: None,
+            hops: 0,
         }
+    }
+
+    /// Marks this execution as a listener delivery `hops` deep; the events
+    /// it emits carry that count.
+    pub fn set_hops(&mut self, hops: u32) {
+        self.hops = hops;
     }
 
     /// Caps host-side waits (HTTP) to what is left before `deadline`.
@@ -409,6 +417,7 @@ impl CapabilityHost {
                     name: format!("{ext}/{}", a.name),
                     payload: a.payload,
                     request_id: state.request_id.clone(),
+                    hops: state.hops,
                 });
                 Ok(Value::Null)
             }

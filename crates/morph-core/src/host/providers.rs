@@ -38,6 +38,10 @@ pub struct Event {
     pub payload: Value,
     /// The request id of the emitting execution.
     pub request_id: String,
+    /// How many listener deliveries led to this event (0 when the emitting
+    /// execution was started directly); bounds event loops.
+    #[serde(default)]
+    pub hops: u32,
 }
 
 /// Where emitted events go.

@@ -1,0 +1,171 @@
+//! The ExtensionManager end to end on a real engine: install with a grant,
+//! list, execute by id, deliver events to listeners under the hop limit,
+//! unload and uninstall.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use morph_core::host::{DataStore, MemoryAuditSink, MemoryDataStore};
+use morph_core::{
+    BaseMorphRuntime, CapabilityHost, EngineRuntime, ErrorKind, ExecutionContext, ExtensionManager,
+    ExtensionManifest, HostPolicy, MAX_EVENT_HOPS, RuntimeKind,
+};
+use morph_runtime_wasmtime::{WasmtimeBackend, WasmtimeOptions};
+use serde_json::json;
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    morph_conformance::Suite::bundled()
+        .expect("suite")
+        .root
+        .join("fixtures")
+        .join(name)
+}
+
+struct Setup {
+    manager: ExtensionManager,
+    data: Arc<MemoryDataStore>,
+    audit: Arc<MemoryAuditSink>,
+    _root: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let root = tempfile::tempdir().expect("temp dir");
+    let runtime: Arc<dyn BaseMorphRuntime> = Arc::new(
+        EngineRuntime::new(WasmtimeBackend::new(WasmtimeOptions::default()).expect("backend"))
+            .expect("runtime"),
+    );
+    let data = Arc::new(MemoryDataStore::new());
+    let audit = Arc::new(MemoryAuditSink::default());
+    let host = CapabilityHost::builder()
+        .data(data.clone())
+        .audit(audit.clone());
+    let manager = ExtensionManager::new(
+        root.path(),
+        host,
+        BTreeMap::from([(RuntimeKind::Wasm, runtime)]),
+        None,
+    )
+    .expect("manager");
+    Setup {
+        manager,
+        data,
+        audit,
+        _root: root,
+    }
+}
+
+fn grant(name: &str) -> HostPolicy {
+    HostPolicy::grant_requested(&ExtensionManifest::from_dir(&fixture(name)).expect("manifest"))
+}
+
+#[tokio::test]
+async fn installs_lists_executes_and_delivers_events_to_listeners() {
+    let s = setup();
+    s.manager
+        .install(&fixture("kitchen"), &grant("kitchen"))
+        .expect("install kitchen");
+    s.manager
+        .install(&fixture("listener"), &grant("listener"))
+        .expect("install listener");
+    let ids: Vec<String> = s
+        .manager
+        .list()
+        .expect("list")
+        .into_iter()
+        .map(|i| i.extension_id)
+        .collect();
+    assert_eq!(ids, ["conformance.kitchen", "conformance.listener"]);
+
+    let run = s
+        .manager
+        .execute(
+            "conformance.kitchen",
+            "call",
+            json!({"op": "events.emit", "args": {"name": "done", "payload": {"issue": 7}}}),
+            &ExecutionContext::default(),
+        )
+        .await
+        .expect("execute");
+    assert_eq!(run.result.expect("ok"), json!({"ok": null}));
+
+    let last = s
+        .data
+        .get("conformance.listener", "last")
+        .expect("data")
+        .expect("a delivery");
+    assert_eq!(
+        last["event"], "conformance.listener/again",
+        "the loop ran through its own event"
+    );
+    let deliveries = s
+        .audit
+        .records()
+        .iter()
+        .filter(|r| r.op == "execute" && r.extension_id == "conformance.listener")
+        .count();
+    assert_eq!(
+        deliveries as u32, MAX_EVENT_HOPS,
+        "the hop limit ends the loop"
+    );
+    assert!(s.manager.list().expect("list").iter().all(|i| i.loaded));
+}
+
+#[tokio::test]
+async fn without_event_listen_granted_nothing_is_delivered() {
+    let s = setup();
+    s.manager
+        .install(&fixture("kitchen"), &grant("kitchen"))
+        .expect("install kitchen");
+    let mut policy = grant("listener");
+    policy.granted = [morph_core::Permission::DataWrite].into_iter().collect();
+    s.manager
+        .install(&fixture("listener"), &policy)
+        .expect("install listener");
+    s.manager
+        .execute(
+            "conformance.kitchen",
+            "call",
+            json!({"op": "events.emit", "args": {"name": "done", "payload": 1}}),
+            &ExecutionContext::default(),
+        )
+        .await
+        .expect("execute");
+    assert_eq!(
+        s.data.get("conformance.listener", "last").expect("data"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn unknown_and_uninstalled_extensions_are_not_found() {
+    let s = setup();
+    let e = s
+        .manager
+        .execute("nobody", "x", json!({}), &ExecutionContext::default())
+        .await
+        .expect_err("not installed");
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    s.manager
+        .install(&fixture("minimal"), &grant("minimal"))
+        .expect("install");
+    let run = s
+        .manager
+        .execute(
+            "conformance.minimal",
+            "run",
+            json!({}),
+            &ExecutionContext::default(),
+        )
+        .await
+        .expect("execute");
+    assert_eq!(run.result.expect("ok"), json!("ran"));
+    assert!(s.manager.unload("conformance.minimal"));
+    s.manager
+        .uninstall("conformance.minimal")
+        .expect("uninstall");
+    assert!(s.manager.list().expect("list").is_empty());
+    let Err(e) = s.manager.load("../escape").await else {
+        panic!("a bad id must not load");
+    };
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+}
