@@ -118,6 +118,75 @@ fn secrets_come_from_the_environment_too() {
 }
 
 #[test]
+fn the_issue_tracker_example_gives_the_same_answer_on_every_backend() {
+    let server = morph_conformance::TestServer::start(&morph_conformance::ServerSetup {
+        status: 201,
+        body: r#"{"id":42}"#.into(),
+    })
+    .expect("loopback server");
+    let context = format!(r#"{{"config": {{"api_url": "{}"}}}}"#, server.url);
+    let backends = morph::backends::compiled();
+    let mut answers = Vec::new();
+    for backend in backends {
+        let data = tempfile::tempdir().expect("temp dir");
+        let o = morph_in(
+            data.path(),
+            &[
+                "run",
+                "examples/issue-tracker",
+                "create_issue",
+                "--params",
+                r#"{"title": "Crash on save"}"#,
+                "--context",
+                &context,
+                "--secret",
+                "token=t0k3n",
+                "--backend",
+                backend,
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{backend}: {}", stderr(&o));
+        answers.push(serde_json::from_slice::<serde_json::Value>(&o.stdout).expect("JSON"));
+        let o = morph_in(
+            data.path(),
+            &[
+                "run",
+                "examples/issue-tracker",
+                "list_issues",
+                "--backend",
+                backend,
+            ],
+        );
+        let listed: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+        assert_eq!(
+            listed,
+            serde_json::json!(["issue/42"]),
+            "{backend}: the id was stored"
+        );
+    }
+    let expected = serde_json::json!({"id": 42, "url": format!("{}/issues/42", server.url)});
+    assert!(answers.iter().all(|a| *a == expected), "{answers:?}");
+    assert_eq!(server.requests(), backends.len(), "one POST per backend");
+
+    // Without the token the extension reports it and nothing is sent.
+    let data = tempfile::tempdir().expect("temp dir");
+    let o = morph_in(
+        data.path(),
+        &[
+            "run",
+            "examples/issue-tracker",
+            "create_issue",
+            "--params",
+            r#"{"title": "x"}"#,
+            "--context",
+            &context,
+        ],
+    );
+    assert_error(&o, "extension_error", "no_token");
+    assert_eq!(server.requests(), backends.len());
+}
+
+#[test]
 fn describe_prints_the_document() {
     let o = morph(&["describe", "examples/hello"]);
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
