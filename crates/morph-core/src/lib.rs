@@ -54,7 +54,7 @@ pub use limits::{Enforcement, EngineLimit, LimitEnforcement, ResourceLimits};
 pub use manager::{ExtensionManager, InstalledExtension, MAX_EVENT_HOPS};
 pub use manifest::{
     ActionSpec, AiAccess, ExtensionManifest, MANIFEST_FILE, Metadata, ON_EVENT_ACTION, ParamSpec,
-    ParamType, RuntimeKind,
+    ParamType, RuntimeKind, validate_id,
 };
 pub use permission::{Permission, PermissionSet, UnknownPermission};
 pub use policy::{EffectivePolicy, HostGrant, HostPolicy};

@@ -5,10 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use morph::host::{EnvVault, JsonLinesAudit, MemoryVault, VaultChain, VaultProvider, validate_key};
+use morph::host::{
+    EnvVault, FileVault, JsonLinesAudit, MemoryVault, VaultChain, VaultProvider, validate_key,
+};
 use morph::{
     BaseMorphRuntime, CapabilityHost, ExecutionContext, ExtensionArtifact, HostPolicy, MorphError,
-    Result, backends,
+    Result, backends, validate_id,
 };
 use morph_conformance::{Matrix, Suite};
 
@@ -62,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Manage secrets in the data directory's encrypted vault.
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
     /// Run the conformance suite and print the case × backend matrix.
     Conformance {
         /// A backend name, or `all` (default).
@@ -74,6 +81,37 @@ enum Command {
         #[arg(long)]
         suite: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Store a secret for an extension (the value from --value or stdin).
+    Set {
+        /// The extension id.
+        extension_id: String,
+        /// The secret's key.
+        key: String,
+        /// The value (read from standard input when absent).
+        #[arg(long)]
+        value: Option<String>,
+    },
+    /// List the keys stored for an extension (never the values).
+    List {
+        /// The extension id.
+        extension_id: String,
+    },
+    /// Remove a secret.
+    Rm {
+        /// The extension id.
+        extension_id: String,
+        /// The secret's key.
+        key: String,
+    },
+}
+
+fn file_vault() -> Result<FileVault> {
+    let dir = morph::data_dir();
+    FileVault::open(&dir.join("vault.json"), &dir.join("vault.key"))
 }
 
 #[derive(Subcommand)]
@@ -166,8 +204,13 @@ async fn run(command: Command) -> Result<ExitCode> {
                 validate_key("--secret", key)?;
                 vault.set(&artifact.manifest.extension_id, key, value)?;
             }
-            // --secret values first, then MORPH_SECRET_<EXTENSION>_<KEY>.
-            let vault = Arc::new(VaultChain(vec![vault, Arc::new(EnvVault)]));
+            // --secret values first, then the encrypted vault file, then
+            // MORPH_SECRET_<EXTENSION>_<KEY>.
+            let vault = Arc::new(VaultChain(vec![
+                vault,
+                Arc::new(file_vault()?),
+                Arc::new(EnvVault),
+            ]));
             let host = Arc::new(morph::persistent_host(&morph::data_dir(), vault)?);
             let ext = runtime.load(&artifact, host, &policy).await?;
             eprintln!(
@@ -190,6 +233,43 @@ async fn run(command: Command) -> Result<ExitCode> {
             let describe = serde_json::to_value(ext.describe())
                 .map_err(|e| MorphError::host_error(e.to_string()))?;
             println!("{}", pretty(&describe));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Secret { command } => {
+            let vault = file_vault()?;
+            match command {
+                SecretCommand::Set {
+                    extension_id,
+                    key,
+                    value,
+                } => {
+                    validate_id(&extension_id).map_err(MorphError::invalid_params)?;
+                    validate_key("secret set", &key)?;
+                    let value = match value {
+                        Some(v) => v,
+                        None => {
+                            let mut line = String::new();
+                            std::io::stdin().read_line(&mut line).map_err(|e| {
+                                MorphError::io_error(format!("reading the value: {e}"))
+                            })?;
+                            line.trim_end_matches(['\n', '\r']).to_string()
+                        }
+                    };
+                    vault.set(&extension_id, &key, &value)?;
+                }
+                SecretCommand::List { extension_id } => {
+                    for key in vault.list(&extension_id)? {
+                        println!("{key}");
+                    }
+                }
+                SecretCommand::Rm { extension_id, key } => {
+                    if !vault.remove(&extension_id, &key)? {
+                        return Err(MorphError::not_found(format!(
+                            "no secret `{key}` for `{extension_id}`"
+                        )));
+                    }
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit {

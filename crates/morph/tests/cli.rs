@@ -187,6 +187,43 @@ fn the_issue_tracker_example_gives_the_same_answer_on_every_backend() {
 }
 
 #[test]
+fn secrets_set_in_the_encrypted_vault_reach_the_guest() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let d = data.path();
+    let o = morph_in(
+        d,
+        &[
+            "secret",
+            "set",
+            "example.hello",
+            "greeting",
+            "--value",
+            "from the vault file",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let on_disk = std::fs::read_to_string(d.join("vault.json")).expect("vault file");
+    assert!(
+        !on_disk.contains("from the vault file"),
+        "encrypted at rest"
+    );
+    let o = morph_in(d, &["secret", "list", "example.hello"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "greeting");
+    let o = morph_in(d, &["run", "examples/hello", "secret"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(
+        v,
+        serde_json::json!({"ok": "from the vault file"}),
+        "{}",
+        stderr(&o)
+    );
+    let o = morph_in(d, &["secret", "rm", "example.hello", "greeting"]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = morph_in(d, &["secret", "rm", "example.hello", "greeting"]);
+    assert_error(&o, "not_found", "greeting");
+}
+
+#[test]
 fn describe_prints_the_document() {
     let o = morph(&["describe", "examples/hello"]);
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));

@@ -4,6 +4,7 @@
 
 mod audit_log;
 mod env_vault;
+mod file_vault;
 mod fs;
 mod http;
 mod memory;
@@ -21,6 +22,7 @@ use serde_json::{Value, json};
 
 pub use audit_log::JsonLinesAudit;
 pub use env_vault::{EnvVault, VaultChain};
+pub use file_vault::{FileVault, VAULT_KEY_ENV};
 pub use fs::{FsProvider, SandboxFs};
 pub use http::{
     HttpLimits, HttpProvider, HttpRequest, HttpResponse, UreqHttp, check_url, host_allowed,
