@@ -466,4 +466,45 @@ mod tests {
         assert_eq!(e.kind(), crate::error::ErrorKind::PermissionDenied);
         assert_eq!(hits.load(Ordering::SeqCst), 0);
     }
+
+    #[test]
+    fn the_body_cap_and_the_timeout_hold() {
+        let big = "x".repeat(4096);
+        let (port, _) = server(
+            "127.0.0.1",
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{big}",
+                big.len()
+            ),
+        );
+        let small = UreqHttp {
+            max_response_bytes: 1024,
+            ..UreqHttp::default()
+        };
+        let e = small
+            .fetch(
+                &get(format!("http://127.0.0.1:{port}/")),
+                &limits(&["127.0.0.1"]),
+            )
+            .unwrap_err();
+        assert!(e.message().contains("larger than 1024"), "{e}");
+
+        // A server that accepts and never answers: the request must end at
+        // the (execution-capped) timeout, not hang.
+        let silent = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let started = std::time::Instant::now();
+        let mut short = limits(&["127.0.0.1"]);
+        short.timeout = Duration::from_millis(300);
+        let e = UreqHttp::default()
+            .fetch(&get(format!("http://127.0.0.1:{port}/")), &short)
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::Timeout, "{e}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(silent);
+    }
 }
