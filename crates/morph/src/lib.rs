@@ -51,17 +51,23 @@ pub fn persistent_host(
     data_dir: &Path,
     vault: Arc<dyn host::VaultProvider>,
 ) -> Result<CapabilityHost> {
+    Ok(persistent_host_builder(data_dir, vault)?.build())
+}
+
+/// The builder behind [`persistent_host`], for callers (such as an
+/// [`ExtensionManager`]) that complete it themselves.
+pub fn persistent_host_builder(
+    data_dir: &Path,
+    vault: Arc<dyn host::VaultProvider>,
+) -> Result<CapabilityHostBuilder> {
+    let data = host::RedbDataStore::open(&data_dir.join("data.redb"))?;
+    let audit = host::JsonLinesAudit::open(&data_dir.join("audit.jsonl"))?;
     Ok(CapabilityHost::builder()
         .vault(vault)
         .fs(Arc::new(host::SandboxFs::new(data_dir.join("files"))))
         .http(Arc::new(host::UreqHttp::default()))
-        .data(Arc::new(host::RedbDataStore::open(
-            &data_dir.join("data.redb"),
-        )?))
-        .audit(Arc::new(host::JsonLinesAudit::open(
-            &data_dir.join("audit.jsonl"),
-        )?))
-        .build())
+        .data(Arc::new(data))
+        .audit(Arc::new(audit)))
 }
 
 /// The top-level handle: a capability host and the backends in use.

@@ -1,5 +1,6 @@
 //! The `morph` command line.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,8 +10,8 @@ use morph::host::{
     EnvVault, FileVault, JsonLinesAudit, MemoryVault, VaultChain, VaultProvider, validate_key,
 };
 use morph::{
-    BaseMorphRuntime, CapabilityHost, ExecutionContext, ExtensionArtifact, HostPolicy, MorphError,
-    Result, backends, validate_id,
+    BaseMorphRuntime, CapabilityHost, ExecutionContext, ExtensionArtifact, ExtensionManager,
+    HostPolicy, MorphError, Result, backends, validate_id,
 };
 use morph_conformance::{Matrix, Suite};
 
@@ -64,6 +65,30 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Install the extension in DIR into the data directory, approving what
+    /// its manifest requests (shown first), capped by the default ceilings.
+    Install {
+        /// The extension directory.
+        dir: PathBuf,
+    },
+    /// List installed extensions.
+    List,
+    /// Remove an installed extension.
+    Uninstall {
+        /// The extension id.
+        extension_id: String,
+    },
+    /// Execute an action of an installed extension (by id) and deliver the
+    /// events it emits to installed listeners.
+    Exec {
+        /// The extension id.
+        extension_id: String,
+        /// The action.
+        action: String,
+        /// Params as a JSON object.
+        #[arg(long, default_value = "{}")]
+        params: String,
+    },
     /// Manage secrets in the data directory's encrypted vault.
     Secret {
         #[command(subcommand)]
@@ -107,6 +132,29 @@ enum SecretCommand {
         /// The secret's key.
         key: String,
     },
+}
+
+/// The manager over the data directory, with every compiled backend and
+/// the persistent host.
+fn manager() -> Result<ExtensionManager> {
+    let dir = morph::data_dir();
+    let vault: Arc<dyn VaultProvider> = Arc::new(VaultChain(vec![
+        Arc::new(file_vault()?),
+        Arc::new(EnvVault),
+    ]));
+    let mut runtimes = BTreeMap::new();
+    for name in backends::compiled() {
+        let runtime = backends::create(name)?;
+        for kind in runtime.info().kinds {
+            runtimes.entry(kind).or_insert_with(|| runtime.clone());
+        }
+    }
+    ExtensionManager::new(
+        &dir.join("extensions"),
+        morph::persistent_host_builder(&dir, vault)?,
+        runtimes,
+        None,
+    )
 }
 
 fn file_vault() -> Result<FileVault> {
@@ -233,6 +281,43 @@ async fn run(command: Command) -> Result<ExitCode> {
             let describe = serde_json::to_value(ext.describe())
                 .map_err(|e| MorphError::host_error(e.to_string()))?;
             println!("{}", pretty(&describe));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Install { dir } => {
+            let artifact = ExtensionArtifact::from_dir(&dir)?;
+            let policy = HostPolicy::grant_requested(&artifact.manifest);
+            let m = &artifact.manifest;
+            eprintln!(
+                "morph: `{}` {} requests: {}",
+                m.extension_id,
+                m.version,
+                policy.resolve(m)
+            );
+            let id = manager()?.install(&dir, &policy)?;
+            println!("installed {id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List => {
+            for i in manager()?.list()? {
+                println!("{:<32} {:<10} {}", i.extension_id, i.version, i.runtime);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Uninstall { extension_id } => {
+            manager()?.uninstall(&extension_id)?;
+            println!("uninstalled {extension_id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Exec {
+            extension_id,
+            action,
+            params,
+        } => {
+            let params = parse_json(&params, "--params")?;
+            let run = manager()?
+                .execute(&extension_id, &action, params, &ExecutionContext::default())
+                .await?;
+            println!("{}", pretty(&run.result?));
             Ok(ExitCode::SUCCESS)
         }
         Command::Secret { command } => {

@@ -224,6 +224,48 @@ fn secrets_set_in_the_encrypted_vault_reach_the_guest() {
 }
 
 #[test]
+fn installed_extensions_run_by_id_and_listeners_get_events() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let d = data.path();
+    for fixture in [
+        "conformance/fixtures/kitchen",
+        "conformance/fixtures/listener",
+    ] {
+        let o = morph_in(d, &["install", fixture]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("requests: permissions:"),
+            "the request is shown"
+        );
+    }
+    let o = morph_in(d, &["list"]);
+    let listed = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        listed.contains("conformance.kitchen") && listed.contains("conformance.listener"),
+        "{listed}"
+    );
+    let emit = r#"{"op": "events.emit", "args": {"name": "done", "payload": {"n": 5}}}"#;
+    let o = morph_in(
+        d,
+        &["exec", "conformance.kitchen", "call", "--params", emit],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = morph_in(d, &["audit", "tail", "-n", "200", "--json"]);
+    let deliveries = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| {
+            l.contains(r#""extension_id":"conformance.listener""#)
+                && l.contains(r#""op":"execute""#)
+        })
+        .count();
+    assert_eq!(deliveries, morph::MAX_EVENT_HOPS as usize);
+    let o = morph_in(d, &["uninstall", "conformance.listener"]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = morph_in(d, &["exec", "conformance.listener", "on_event"]);
+    assert_error(&o, "not_found", "not installed");
+}
+
+#[test]
 fn describe_prints_the_document() {
     let o = morph(&["describe", "examples/hello"]);
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
