@@ -111,6 +111,44 @@ async fn installs_lists_executes_and_delivers_events_to_listeners() {
 }
 
 #[tokio::test]
+async fn a_failing_listener_does_not_stop_the_others() {
+    let s = setup();
+    for name in ["kitchen", "broken_listener", "listener"] {
+        s.manager
+            .install(&fixture(name), &grant(name))
+            .expect("install");
+    }
+    let run = s
+        .manager
+        .execute(
+            "conformance.kitchen",
+            "call",
+            json!({"op": "events.emit", "args": {"name": "done", "payload": {"n": 1}}}),
+            &ExecutionContext::default(),
+        )
+        .await
+        .expect("execute");
+    assert_eq!(
+        run.result.expect("the emitter's own result"),
+        json!({"ok": null})
+    );
+    let records = s.audit.records();
+    let broken: Vec<_> = records
+        .iter()
+        .filter(|r| r.op == "execute" && r.extension_id == "conformance.broken-listener")
+        .collect();
+    assert_eq!(broken.len(), 1, "delivered once, first (sorted by id)");
+    assert_eq!(broken[0].outcome, "trap");
+    assert!(
+        s.data
+            .get("conformance.listener", "last")
+            .expect("data")
+            .is_some(),
+        "the next listener still got the event"
+    );
+}
+
+#[tokio::test]
 async fn without_event_listen_granted_nothing_is_delivered() {
     let s = setup();
     s.manager
