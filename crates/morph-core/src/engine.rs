@@ -200,8 +200,13 @@ impl BaseMorphRuntime for EngineRuntime {
                 info.name, manifest.runtime, manifest.extension_id
             )));
         }
-        let effective = policy.resolve(&manifest);
+        let mut effective = policy.resolve(&manifest);
         self.check_limits(&info, &effective)?;
+        if info.enforcement(EngineLimit::Fuel) == Enforcement::Unsupported {
+            // Best effort on a backend without fuel: run without a budget
+            // rather than ask the engine for something it cannot do.
+            effective.fuel = None;
+        }
         let code = entry_code(artifact)?;
         if let EntryCode::Wasm(module) = &code {
             module.check_memory_limit(effective.limits.max_memory_bytes())?;

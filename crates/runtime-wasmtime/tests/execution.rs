@@ -92,3 +92,65 @@ async fn reports_measure_each_execution() {
     assert_eq!(run.report.host_calls, 1);
     assert!(run.report.peak_memory_bytes >= 2 * 65_536);
 }
+
+#[tokio::test]
+async fn strict_limits_refuse_a_backend_that_cannot_enforce_them() {
+    // Default wasmtime does not count fuel: a host asking for a fuel budget
+    // gets `unsupported` under Strict, and a load under BestEffort.
+    let runtime =
+        EngineRuntime::new(WasmtimeBackend::new(WasmtimeOptions::default()).expect("backend"))
+            .expect("runtime");
+    let dir = morph_conformance::Suite::bundled()
+        .expect("suite")
+        .root
+        .join("fixtures/kitchen");
+    let artifact = ExtensionArtifact::from_dir(&dir).expect("kitchen");
+    let mut policy = HostPolicy::grant_requested(&artifact.manifest);
+    policy.fuel = Some(1_000_000);
+    let host = Arc::new(CapabilityHost::in_memory());
+    let Err(e) = runtime.load(&artifact, host.clone(), &policy).await else {
+        panic!("must refuse");
+    };
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert!(e.message().contains("fuel"), "{e}");
+    policy.enforcement = morph_core::LimitEnforcement::BestEffort;
+    assert!(runtime.load(&artifact, host, &policy).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_fuel_budget_ends_a_loop_with_fuel_exhausted() {
+    let options = WasmtimeOptions {
+        fuel: true,
+        ..WasmtimeOptions::default()
+    };
+    let runtime =
+        EngineRuntime::new(WasmtimeBackend::new(options).expect("backend")).expect("runtime");
+    let dir = morph_conformance::Suite::bundled()
+        .expect("suite")
+        .root
+        .join("fixtures/kitchen");
+    let artifact = ExtensionArtifact::from_dir(&dir).expect("kitchen");
+    let mut policy = HostPolicy::grant_requested(&artifact.manifest);
+    policy.fuel = Some(5_000_000);
+    let ext = runtime
+        .load(&artifact, Arc::new(CapabilityHost::in_memory()), &policy)
+        .await
+        .expect("loads with fuel");
+    let run = ext
+        .execute_with_report("loop", json!({}), &ExecutionContext::default())
+        .await;
+    assert_eq!(
+        run.result.expect_err("loop").kind(),
+        ErrorKind::FuelExhausted
+    );
+    assert!(
+        run.report.fuel_used.is_some_and(|f| f >= 5_000_000),
+        "{:?}",
+        run.report.fuel_used
+    );
+    let ok = ext
+        .execute_with_report("echo", json!({"text": "t"}), &ExecutionContext::default())
+        .await;
+    assert!(ok.result.is_ok());
+    assert!(ok.report.fuel_used.is_some_and(|f| f > 0 && f < 5_000_000));
+}
