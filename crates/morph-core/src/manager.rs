@@ -246,19 +246,28 @@ impl ExtensionManager {
     }
 
     async fn deliver_events(&self) {
+        // Who listens to what is read from disk once per batch, not per event.
+        let mut listeners: Option<BTreeMap<String, Vec<String>>> = None;
         while let Some(event) = self.queue.pop() {
             if event.hops >= MAX_EVENT_HOPS {
                 tracing::warn!(event = %event.name, hops = event.hops, "event dropped: hop limit reached");
                 continue;
             }
-            let listeners = match self.listeners_of(&event.name) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(event = %event.name, error = %e, "cannot find listeners");
-                    continue;
-                }
-            };
-            for listener in listeners {
+            if listeners.is_none() {
+                listeners = match self.listener_index() {
+                    Ok(index) => Some(index),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the installed listeners; events dropped");
+                        return;
+                    }
+                };
+            }
+            let targets = listeners
+                .as_ref()
+                .and_then(|index| index.get(&event.name))
+                .cloned()
+                .unwrap_or_default();
+            for listener in targets {
                 let payload = match &event.payload {
                     Value::Object(_) => event.payload.clone(),
                     other => json!({ "value": other }),
@@ -281,27 +290,33 @@ impl ExtensionManager {
         }
     }
 
-    /// Installed extensions that listen to `event` and were granted
-    /// `event:listen`, sorted by id.
-    fn listeners_of(&self, event: &str) -> Result<Vec<String>> {
-        let mut out = Vec::new();
+    /// Event name -> installed extensions that list it under `listens`
+    /// and were granted `event:listen`, sorted by id.
+    fn listener_index(&self) -> Result<BTreeMap<String, Vec<String>>> {
+        let mut index: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for installed in self.list()? {
             let manifest = ExtensionManifest::from_dir(&installed.dir)?;
-            if !manifest.listens.iter().any(|l| l == event) {
+            if manifest.listens.is_empty() {
                 continue;
             }
             let text = std::fs::read(installed.dir.join(POLICY_FILE))
                 .map_err(|e| io("cannot read", &installed.dir, e))?;
             let policy: HostPolicy = serde_json::from_slice(&text)
                 .map_err(|e| MorphError::invalid_manifest(e.to_string()))?;
-            if policy
+            if !policy
                 .resolve(&manifest)
                 .permissions
                 .contains(Permission::EventListen)
             {
-                out.push(installed.extension_id);
+                continue;
+            }
+            for event in manifest.listens {
+                index
+                    .entry(event)
+                    .or_default()
+                    .push(installed.extension_id.clone());
             }
         }
-        Ok(out)
+        Ok(index)
     }
 }

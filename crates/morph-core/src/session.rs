@@ -9,6 +9,7 @@ use crate::deadline::Deadline;
 use crate::error::{ErrorKind, MorphError, Result};
 use crate::host::{CallState, CapabilityHost, Event};
 use crate::limits::ResourceLimits;
+use crate::wasm::HostImport;
 
 /// What an engine needs during one guest call. Backends move it into their
 /// store and hand it back when the call ends.
@@ -88,11 +89,7 @@ impl Session {
     pub fn take(&mut self) -> Session {
         let empty = Session::new(
             self.host.clone(),
-            CallState::new(
-                Arc::new(self.calls.scope().clone()),
-                self.calls.action(),
-                self.calls.request_id(),
-            ),
+            self.calls.renewed(),
             self.limits,
             self.fuel,
             self.deadline.clone(),
@@ -251,6 +248,25 @@ impl Session {
             return Err(e.clone());
         }
         Ok(abi::encode_envelope(&result))
+    }
+
+    /// Serves a pointer-pair ABI import (`host_call` or `host_response`),
+    /// so backends link both with one function. `log` takes three
+    /// arguments and is refused here.
+    pub fn serve_pair(
+        &mut self,
+        import: HostImport,
+        memory: &mut [u8],
+        ptr: u32,
+        len: u32,
+    ) -> Result<u32> {
+        match import {
+            HostImport::HostCall => self.host_call(memory, ptr, len),
+            HostImport::HostResponse => self.host_response(memory, ptr, len),
+            HostImport::Log => {
+                Err(self.fail(MorphError::host_error("`log` is not a pointer-pair import")))
+            }
+        }
     }
 
     /// `morph.host_response(dst_ptr, dst_len)`: copies the pending response

@@ -45,26 +45,19 @@ impl Prepared {
         for import in self.validated.imports() {
             let name = import.name();
             let function = match import {
-                HostImport::HostCall => Function::new_typed_with_env(
-                    store,
-                    env,
-                    |mut env: FunctionEnvMut<StoreState>, ptr: i32, len: i32| {
-                        with_memory(&mut env, "host_call", |m, s| {
-                            s.host_call(m, ptr as u32, len as u32)
-                        })
-                        .map(|n| n as i32)
-                    },
-                ),
-                HostImport::HostResponse => Function::new_typed_with_env(
-                    store,
-                    env,
-                    |mut env: FunctionEnvMut<StoreState>, ptr: i32, len: i32| {
-                        with_memory(&mut env, "host_response", |m, s| {
-                            s.host_response(m, ptr as u32, len as u32)
-                        })
-                        .map(|n| n as i32)
-                    },
-                ),
+                HostImport::HostCall | HostImport::HostResponse => {
+                    let import = *import;
+                    Function::new_typed_with_env(
+                        store,
+                        env,
+                        move |mut env: FunctionEnvMut<StoreState>, ptr: i32, len: i32| {
+                            with_memory(&mut env, import.name(), |m, s| {
+                                s.serve_pair(import, m, ptr as u32, len as u32)
+                            })
+                            .map(|n| n as i32)
+                        },
+                    )
+                }
                 HostImport::Log => Function::new_typed_with_env(
                     store,
                     env,

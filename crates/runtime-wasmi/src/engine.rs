@@ -243,23 +243,22 @@ impl PreparedExtension for Prepared {
     }
 }
 
-/// A two-argument ABI import served by a `Session` method over guest memory.
-type PairImport = fn(&mut Session, &mut [u8], u32, u32) -> Result<u32>;
-
 fn link_pair(
     linker: &mut Linker<StoreState>,
-    name: &'static str,
-    serve: PairImport,
+    import: HostImport,
 ) -> std::result::Result<(), wasmi::errors::LinkerError> {
     linker.func_wrap(
         IMPORT_MODULE,
-        name,
+        import.name(),
         move |mut caller: Caller<'_, StoreState>,
               ptr: i32,
               len: i32|
               -> std::result::Result<i32, wasmi::Error> {
-            let (memory, state) = memory_and_state(&mut caller, name)?;
-            match serve(&mut state.session, memory, ptr as u32, len as u32) {
+            let (memory, state) = memory_and_state(&mut caller, import.name())?;
+            match state
+                .session
+                .serve_pair(import, memory, ptr as u32, len as u32)
+            {
                 Ok(n) => Ok(n as i32),
                 Err(e) => Err(fail(&mut state.session, e)),
             }
@@ -273,10 +272,7 @@ fn link(
     import: HostImport,
 ) -> std::result::Result<(), wasmi::errors::LinkerError> {
     match import {
-        HostImport::HostCall => link_pair(linker, import.name(), |s, m, p, l| s.host_call(m, p, l)),
-        HostImport::HostResponse => {
-            link_pair(linker, import.name(), |s, m, p, l| s.host_response(m, p, l))
-        }
+        HostImport::HostCall | HostImport::HostResponse => link_pair(linker, import),
         HostImport::Log => {
             linker.func_wrap(
                 IMPORT_MODULE,

@@ -190,20 +190,15 @@ impl PreparedExtension for Prepared {
     }
 }
 
-/// A two-argument ABI import served by a `Session` method over guest memory.
-type PairImport = fn(&mut Session, &mut [u8], u32, u32) -> Result<u32>;
-
-fn link_pair(
-    linker: &mut Linker<StoreState>,
-    name: &'static str,
-    serve: PairImport,
-) -> wasmtime::Result<()> {
+fn link_pair(linker: &mut Linker<StoreState>, import: HostImport) -> wasmtime::Result<()> {
     linker.func_wrap(
         IMPORT_MODULE,
-        name,
+        import.name(),
         move |mut caller: Caller<'_, StoreState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
-            let (memory, state) = memory_and_state(&mut caller, name)?;
-            let n = serve(&mut state.session, memory, ptr as u32, len as u32)
+            let (memory, state) = memory_and_state(&mut caller, import.name())?;
+            let n = state
+                .session
+                .serve_pair(import, memory, ptr as u32, len as u32)
                 .map_err(wasmtime::Error::new)?;
             Ok(n as i32)
         },
@@ -213,10 +208,7 @@ fn link_pair(
 
 fn link(linker: &mut Linker<StoreState>, import: HostImport) -> wasmtime::Result<()> {
     match import {
-        HostImport::HostCall => link_pair(linker, import.name(), |s, m, p, l| s.host_call(m, p, l)),
-        HostImport::HostResponse => {
-            link_pair(linker, import.name(), |s, m, p, l| s.host_response(m, p, l))
-        }
+        HostImport::HostCall | HostImport::HostResponse => link_pair(linker, import),
         HostImport::Log => {
             linker.func_wrap(
                 IMPORT_MODULE,

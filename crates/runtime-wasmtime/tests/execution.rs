@@ -11,6 +11,14 @@ use morph_core::{
 use morph_runtime_wasmtime::{WasmtimeBackend, WasmtimeOptions};
 use serde_json::json;
 
+fn kitchen_artifact() -> ExtensionArtifact {
+    let dir = morph_conformance::Suite::bundled()
+        .expect("suite")
+        .root
+        .join("fixtures/kitchen");
+    ExtensionArtifact::from_dir(&dir).expect("kitchen fixture")
+}
+
 async fn kitchen(threads: usize, max_execution_ms: u64) -> Box<dyn LoadedExtension> {
     let executor = Executor::new(ExecutorOptions {
         threads,
@@ -19,11 +27,7 @@ async fn kitchen(threads: usize, max_execution_ms: u64) -> Box<dyn LoadedExtensi
     .expect("executor");
     let backend = WasmtimeBackend::new(WasmtimeOptions::default()).expect("backend");
     let runtime = EngineRuntime::with_executor(backend, executor);
-    let dir = morph_conformance::Suite::bundled()
-        .expect("suite")
-        .root
-        .join("fixtures/kitchen");
-    let mut artifact = ExtensionArtifact::from_dir(&dir).expect("kitchen fixture");
+    let mut artifact = kitchen_artifact();
     artifact.manifest.resource_limits.max_execution_ms = max_execution_ms;
     let policy = HostPolicy::grant_requested(&artifact.manifest);
     runtime
@@ -100,11 +104,7 @@ async fn strict_limits_refuse_a_backend_that_cannot_enforce_them() {
     let runtime =
         EngineRuntime::new(WasmtimeBackend::new(WasmtimeOptions::default()).expect("backend"))
             .expect("runtime");
-    let dir = morph_conformance::Suite::bundled()
-        .expect("suite")
-        .root
-        .join("fixtures/kitchen");
-    let artifact = ExtensionArtifact::from_dir(&dir).expect("kitchen");
+    let artifact = kitchen_artifact();
     let mut policy = HostPolicy::grant_requested(&artifact.manifest);
     policy.fuel = Some(1_000_000);
     let host = Arc::new(CapabilityHost::in_memory());
@@ -125,11 +125,7 @@ async fn a_fuel_budget_ends_a_loop_with_fuel_exhausted() {
     };
     let runtime =
         EngineRuntime::new(WasmtimeBackend::new(options).expect("backend")).expect("runtime");
-    let dir = morph_conformance::Suite::bundled()
-        .expect("suite")
-        .root
-        .join("fixtures/kitchen");
-    let artifact = ExtensionArtifact::from_dir(&dir).expect("kitchen");
+    let artifact = kitchen_artifact();
     let mut policy = HostPolicy::grant_requested(&artifact.manifest);
     policy.fuel = Some(5_000_000);
     let ext = runtime

@@ -92,6 +92,13 @@ impl CallState {
         &self.scope
     }
 
+    /// A fresh state for another call of the same extension and action.
+    pub fn renewed(&self) -> CallState {
+        let mut state = CallState::new(self.scope.clone(), &self.action, &self.request_id);
+        state.hops = self.hops;
+        state
+    }
+
     /// The action being executed.
     pub fn action(&self) -> &str {
         &self.action
