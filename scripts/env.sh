@@ -20,3 +20,15 @@ if command -v rustup >/dev/null 2>&1; then
       || rustup component add "$component"
   done
 fi
+
+# System packages the all-backends build needs: libclang for wasm3x-sys's
+# bindgen (the wasm3 backend). A plain `cargo build` of the default members
+# needs none of them.
+need=()
+for pkg in libclang-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "morph: installing ${need[*]} (apt-get)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi

@@ -39,8 +39,11 @@ pub struct ExecutorOptions {
     /// Number of execution threads. Default: the machine's parallelism,
     /// at least 2.
     pub threads: usize,
-    /// Native stack of each thread in bytes. Default 8 MiB; engines keep
-    /// their own guest stack limits well below it.
+    /// Native stack of each thread in bytes. Default 16 MiB (address space
+    /// only: pages are touched as they are used). Engines keep their own
+    /// guest stack limits below it; wasm3's native-stack guard allows
+    /// 8 MiB − 128 KiB below the point where a call enters it, so a thread
+    /// must leave more than 8 MiB free there.
     pub stack_size: usize,
 }
 
@@ -48,7 +51,7 @@ impl Default for ExecutorOptions {
     fn default() -> Self {
         ExecutorOptions {
             threads: thread::available_parallelism().map_or(2, |n| n.get().max(2)),
-            stack_size: 8 << 20,
+            stack_size: 16 << 20,
         }
     }
 }

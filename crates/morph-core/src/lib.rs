@@ -33,10 +33,13 @@ mod describe;
 mod engine;
 mod error;
 mod executor;
+mod guest_memory;
 pub mod host;
+mod keyfile;
 mod limits;
 mod manager;
 mod manifest;
+mod module_cache;
 mod permission;
 mod policy;
 mod runtime;
@@ -49,6 +52,7 @@ pub use describe::{Describe, DescribedAction, json_type, validate_params};
 pub use engine::{Backend, EngineRuntime, EntryCode, GuestCall, GuestRun, PreparedExtension};
 pub use error::{ErrorKind, MorphError, Result};
 pub use executor::{Executor, ExecutorOptions};
+pub use guest_memory::{GuestMemory, guest_range, guest_slice, guest_slice_mut};
 pub use host::{CapabilityHost, CapabilityHostBuilder};
 pub use limits::{Enforcement, EngineLimit, LimitEnforcement, ResourceLimits};
 pub use manager::{ExtensionManager, InstalledExtension, MAX_EVENT_HOPS};
@@ -56,9 +60,10 @@ pub use manifest::{
     ActionSpec, AiAccess, ExtensionManifest, MANIFEST_FILE, Metadata, ON_EVENT_ACTION, ParamSpec,
     ParamType, RuntimeKind, validate_id,
 };
+pub use module_cache::{CACHE_KEY_FILE, CacheOutcome, ModuleCache};
 pub use permission::{Permission, PermissionSet, UnknownPermission};
 pub use policy::{EffectivePolicy, HostGrant, HostPolicy};
 pub use runtime::{
     BaseMorphRuntime, Execution, ExecutionContext, ExecutionReport, LoadedExtension, RuntimeInfo,
 };
-pub use session::{MAX_TABLE_ELEMENTS, Session, SessionTotals, guest_slice, guest_slice_mut};
+pub use session::{MAX_TABLE_ELEMENTS, Session, SessionTotals};

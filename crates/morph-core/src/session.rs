@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::abi;
 use crate::deadline::Deadline;
 use crate::error::{ErrorKind, MorphError, Result};
+use crate::guest_memory::GuestMemory;
 use crate::host::{CallState, CapabilityHost, Event};
 use crate::limits::ResourceLimits;
 use crate::wasm::HostImport;
@@ -30,33 +31,6 @@ pub struct Session {
 
 /// Most table elements a guest may grow a table to.
 pub const MAX_TABLE_ELEMENTS: u64 = 1 << 20;
-
-/// The byte range of a guest `(ptr, len)` inside a memory of `size` bytes.
-fn guest_range(size: usize, ptr: u32, len: u32, what: &str) -> Result<std::ops::Range<usize>> {
-    let start = ptr as usize;
-    match start.checked_add(len as usize) {
-        Some(end) if end <= size => Ok(start..end),
-        _ => Err(MorphError::abi_violation(format!(
-            "{what}: ({ptr}, {len}) is outside guest memory of {size} bytes"
-        ))),
-    }
-}
-
-/// Bounds-checks a guest `(ptr, len)` against its memory.
-pub fn guest_slice<'m>(memory: &'m [u8], ptr: u32, len: u32, what: &str) -> Result<&'m [u8]> {
-    Ok(&memory[guest_range(memory.len(), ptr, len, what)?])
-}
-
-/// Bounds-checks a writable guest `(ptr, len)`.
-pub fn guest_slice_mut<'m>(
-    memory: &'m mut [u8],
-    ptr: u32,
-    len: u32,
-    what: &str,
-) -> Result<&'m mut [u8]> {
-    let range = guest_range(memory.len(), ptr, len, what)?;
-    Ok(&mut memory[range])
-}
 
 impl Session {
     /// A session for one call under `limits`, ending at `deadline`.
@@ -193,12 +167,22 @@ impl Session {
     /// `morph.host_call(req_ptr, req_len)`: performs the request and keeps
     /// the response envelope; returns its length. Errors end the execution
     /// (they are also recorded as fatal).
-    pub fn host_call(&mut self, memory: &[u8], ptr: u32, len: u32) -> Result<u32> {
+    pub fn host_call<M: GuestMemory + ?Sized>(
+        &mut self,
+        memory: &M,
+        ptr: u32,
+        len: u32,
+    ) -> Result<u32> {
         let r = self.host_call_inner(memory, ptr, len);
         r.map_err(|e| self.fail(e))
     }
 
-    fn host_call_inner(&mut self, memory: &[u8], ptr: u32, len: u32) -> Result<u32> {
+    fn host_call_inner<M: GuestMemory + ?Sized>(
+        &mut self,
+        memory: &M,
+        ptr: u32,
+        len: u32,
+    ) -> Result<u32> {
         if self.deadline.expired() {
             return Err(self.timeout_error());
         }
@@ -211,8 +195,8 @@ impl Session {
                 self.limits.max_host_calls
             )));
         }
-        let request = guest_slice(memory, ptr, len, "host_call request")?;
-        let response = self.call_json(request)?;
+        let request = memory.read(ptr, len, "host_call request")?;
+        let response = self.call_json(&request)?;
         let n = u32::try_from(response.len())
             .map_err(|_| MorphError::quota_exceeded("host_call response larger than 4 GiB"))?;
         self.pending = Some(response);
@@ -253,10 +237,10 @@ impl Session {
     /// Serves a pointer-pair ABI import (`host_call` or `host_response`),
     /// so backends link both with one function. `log` takes three
     /// arguments and is refused here.
-    pub fn serve_pair(
+    pub fn serve_pair<M: GuestMemory + ?Sized>(
         &mut self,
         import: HostImport,
-        memory: &mut [u8],
+        memory: &mut M,
         ptr: u32,
         len: u32,
     ) -> Result<u32> {
@@ -271,12 +255,22 @@ impl Session {
 
     /// `morph.host_response(dst_ptr, dst_len)`: copies the pending response
     /// into guest memory; returns the bytes written.
-    pub fn host_response(&mut self, memory: &mut [u8], ptr: u32, len: u32) -> Result<u32> {
+    pub fn host_response<M: GuestMemory + ?Sized>(
+        &mut self,
+        memory: &mut M,
+        ptr: u32,
+        len: u32,
+    ) -> Result<u32> {
         let r = self.host_response_inner(memory, ptr, len);
         r.map_err(|e| self.fail(e))
     }
 
-    fn host_response_inner(&mut self, memory: &mut [u8], ptr: u32, len: u32) -> Result<u32> {
+    fn host_response_inner<M: GuestMemory + ?Sized>(
+        &mut self,
+        memory: &mut M,
+        ptr: u32,
+        len: u32,
+    ) -> Result<u32> {
         let pending = self.pending.as_deref().ok_or_else(|| {
             MorphError::abi_violation("host_response called with no pending response")
         })?;
@@ -286,21 +280,33 @@ impl Session {
                 "host_response buffer of {len} bytes is shorter than the {n}-byte response"
             )));
         }
-        guest_slice_mut(memory, ptr, n, "host_response buffer")?.copy_from_slice(pending);
+        memory.write(ptr, pending, "host_response buffer")?;
         Ok(n)
     }
 
     /// `morph.log(level, ptr, len)`: logs through `tracing` (target
     /// `morph::guest`), counted against `max_output_bytes`.
-    pub fn log(&mut self, memory: &[u8], level: i32, ptr: u32, len: u32) -> Result<()> {
+    pub fn log<M: GuestMemory + ?Sized>(
+        &mut self,
+        memory: &M,
+        level: i32,
+        ptr: u32,
+        len: u32,
+    ) -> Result<()> {
         let r = self.log_inner(memory, level, ptr, len);
         r.map_err(|e| self.fail(e))
     }
 
-    fn log_inner(&mut self, memory: &[u8], level: i32, ptr: u32, len: u32) -> Result<()> {
+    fn log_inner<M: GuestMemory + ?Sized>(
+        &mut self,
+        memory: &M,
+        level: i32,
+        ptr: u32,
+        len: u32,
+    ) -> Result<()> {
         self.count_output(u64::from(len), "log output")?;
-        let bytes = guest_slice(memory, ptr, len, "log message")?;
-        self.log_text(level, &String::from_utf8_lossy(bytes))
+        let bytes = memory.read(ptr, len, "log message")?;
+        self.log_text(level, &String::from_utf8_lossy(&bytes))
     }
 
     /// Counts `len` more bytes of log output (`log`, WASI `fd_write`)

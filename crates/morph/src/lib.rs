@@ -70,6 +70,11 @@ pub fn persistent_host_builder(
         .audit(Arc::new(audit)))
 }
 
+/// The module cache in `data_dir` (`cache/`, with its MAC key).
+pub fn persistent_module_cache(data_dir: &Path) -> Result<Arc<ModuleCache>> {
+    Ok(Arc::new(ModuleCache::open(&data_dir.join("cache"))?))
+}
+
 /// The top-level handle: a capability host and the backends in use.
 pub struct Morph {
     host: Arc<CapabilityHost>,
@@ -81,6 +86,7 @@ pub struct Morph {
 pub struct MorphBuilder {
     host: Option<Arc<CapabilityHost>>,
     backends: Vec<String>,
+    cache: Option<Arc<ModuleCache>>,
 }
 
 impl MorphBuilder {
@@ -99,6 +105,13 @@ impl MorphBuilder {
         self
     }
 
+    /// Keeps compiled modules in `cache` (see [`ModuleCache`]; the JIT
+    /// backends use it). Default: none, every load compiles.
+    pub fn module_cache(mut self, cache: Arc<ModuleCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
     /// Creates the backends.
     pub fn build(self) -> Result<Morph> {
         let names: Vec<String> = if self.backends.is_empty() {
@@ -108,7 +121,7 @@ impl MorphBuilder {
         };
         let mut runtimes = BTreeMap::new();
         for name in names {
-            let runtime = backends::create(&name)?;
+            let runtime = backends::create_with_cache(&name, self.cache.clone())?;
             for kind in runtime.info().kinds {
                 runtimes.entry(kind).or_insert_with(|| runtime.clone());
             }

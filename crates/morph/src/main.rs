@@ -142,9 +142,10 @@ fn manager() -> Result<ExtensionManager> {
         Arc::new(file_vault()?),
         Arc::new(EnvVault),
     ]));
+    let cache = morph::persistent_module_cache(&dir)?;
     let mut runtimes = BTreeMap::new();
     for name in backends::compiled() {
-        let runtime = backends::create(name)?;
+        let runtime = backends::create_with_cache(name, Some(cache.clone()))?;
         for kind in runtime.info().kinds {
             runtimes.entry(kind).or_insert_with(|| runtime.clone());
         }
@@ -217,7 +218,8 @@ fn pick_backend(name: Option<&str>) -> Result<Arc<dyn BaseMorphRuntime>> {
             MorphError::unsupported("this build has no backend; enable a Cargo feature")
         })?,
     };
-    backends::create(name)
+    let cache = morph::persistent_module_cache(&morph::data_dir())?;
+    backends::create_with_cache(name, Some(cache))
 }
 
 fn parse_json(text: &str, flag: &str) -> Result<serde_json::Value> {

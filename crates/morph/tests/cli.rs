@@ -186,6 +186,54 @@ fn the_issue_tracker_example_gives_the_same_answer_on_every_backend() {
     assert_eq!(server.requests(), backends.len());
 }
 
+/// The cache entries (`cache/<engine>/<module>.bin`) under `data`.
+fn cache_entries(data: &Path) -> Vec<PathBuf> {
+    let mut entries = Vec::new();
+    let Ok(dirs) = std::fs::read_dir(data.join("cache")) else {
+        return entries;
+    };
+    for dir in dirs.flatten().filter(|d| d.path().is_dir()) {
+        for file in std::fs::read_dir(dir.path()).expect("cache dir").flatten() {
+            entries.push(file.path());
+        }
+    }
+    entries
+}
+
+#[test]
+fn compiled_modules_are_cached_and_tampered_entries_recompiled() {
+    for backend in ["wasmtime", "wasmer"] {
+        if !morph::backends::compiled().contains(&backend) {
+            continue;
+        }
+        let data = tempfile::tempdir().expect("temp dir");
+        let run = || {
+            let o = morph_in(
+                data.path(),
+                &["run", "examples/hello", "hello", "--backend", backend],
+            );
+            assert_eq!(o.status.code(), Some(0), "{backend}: {}", stderr(&o));
+            o.stdout
+        };
+        let first = run();
+        let entries = cache_entries(data.path());
+        assert_eq!(entries.len(), 1, "{backend}: one entry after a load");
+        assert_eq!(run(), first, "{backend}: same answer from the cache");
+
+        // A crafted entry (right size, wrong bytes) must never reach the
+        // engine's deserializer: it is discarded and the module recompiled.
+        let len = std::fs::metadata(&entries[0]).expect("entry").len() as usize;
+        let forged = [b"MORPHMC1".as_slice(), &vec![0x41; len - 8]].concat();
+        std::fs::write(&entries[0], &forged).expect("forge entry");
+        assert_eq!(run(), first, "{backend}: recompiled after tampering");
+        let rewritten = std::fs::read(&entries[0]).expect("entry rewritten");
+        assert_ne!(
+            rewritten, forged,
+            "{backend}: the forged entry was replaced"
+        );
+    }
+}
+
 #[test]
 fn secrets_set_in_the_encrypted_vault_reach_the_guest() {
     let data = tempfile::tempdir().expect("temp dir");

@@ -6,13 +6,15 @@ use morph_core::wasm::{
     drive, wasi,
 };
 use morph_core::{
-    EffectivePolicy, GuestCall, GuestRun, MorphError, PreparedExtension, Result, Session,
+    EffectivePolicy, GuestCall, GuestRun, ModuleCache, MorphError, PreparedExtension, Result,
+    Session,
 };
 use wasmer::{
     Engine, Function, FunctionEnv, FunctionEnvMut, FunctionType, Imports, Instance, Memory, Module,
     RuntimeError, Store, Type, Value,
 };
 
+use crate::WASMER_VERSION;
 use crate::marshal::{fail, map_error, with_memory};
 
 /// What a store's function environment carries.
@@ -29,10 +31,37 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    pub fn new(engine: &Engine, module: &WasmModule, policy: &EffectivePolicy) -> Result<Self> {
+    pub fn new(
+        engine: &Engine,
+        module: &WasmModule,
+        policy: &EffectivePolicy,
+        cache: Option<&ModuleCache>,
+    ) -> Result<Self> {
         let bytes = instrument::instrument(module.bytes(), policy.limits.max_memory_bytes())?;
-        let compiled = Module::new(engine, &bytes)
-            .map_err(|e| MorphError::invalid_module(format!("wasmer cannot compile it: {e}")))?;
+        let fingerprint = format!("wasmer-{WASMER_VERSION}-{}", engine.deterministic_id());
+        let (compiled, _) = ModuleCache::load(
+            cache,
+            &fingerprint,
+            &bytes,
+            // SAFETY: `ModuleCache::load` passes only bytes whose keyed MAC
+            // checked out under this installation's key, i.e. an artifact
+            // this installation serialized with this engine (fingerprint
+            // included in the MAC).
+            |artifact| {
+                unsafe { Module::deserialize(engine, artifact.to_vec()) }.map_err(|e| e.to_string())
+            },
+            || {
+                Module::new(engine, &bytes).map_err(|e| {
+                    MorphError::invalid_module(format!("wasmer cannot compile it: {e}"))
+                })
+            },
+            |compiled| {
+                compiled
+                    .serialize()
+                    .map(|b| b.to_vec())
+                    .map_err(|e| e.to_string())
+            },
+        )?;
         Ok(Prepared {
             engine: engine.clone(),
             module: compiled,

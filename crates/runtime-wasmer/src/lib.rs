@@ -25,6 +25,10 @@
 //! - stack: **native**: wasmer traps on stack exhaustion (`stack_overflow`).
 //! - fuel: unsupported (a host that asks for fuel gets `unsupported`).
 //!
+//! Compiled modules can be kept in core's [`ModuleCache`]
+//! ([`WasmerBackend::with_cache`]): wasmer serializes them, and an entry is
+//! deserialized only after its keyed MAC checks out.
+//!
 //! ```no_run
 //! use morph_core::EngineRuntime;
 //! use morph_runtime_wasmer::{WasmerBackend, WasmerOptions};
@@ -40,8 +44,8 @@ mod marshal;
 use std::sync::Arc;
 
 use morph_core::{
-    Backend, EffectivePolicy, Enforcement, EngineLimit, EntryCode, PreparedExtension, Result,
-    RuntimeInfo,
+    Backend, EffectivePolicy, Enforcement, EngineLimit, EntryCode, ModuleCache, PreparedExtension,
+    Result, RuntimeInfo,
 };
 
 /// The backend name users choose.
@@ -57,6 +61,7 @@ pub struct WasmerOptions {}
 /// The wasmer backend: one Cranelift engine.
 pub struct WasmerBackend {
     engine: wasmer::Engine,
+    cache: Option<Arc<ModuleCache>>,
 }
 
 impl WasmerBackend {
@@ -64,7 +69,16 @@ impl WasmerBackend {
     pub fn new(_options: WasmerOptions) -> Self {
         WasmerBackend {
             engine: wasmer::sys::Cranelift::default().into(),
+            cache: None,
         }
+    }
+
+    /// Keeps compiled (instrumented) modules in `cache`, MAC-checked
+    /// before wasmer deserializes them, so loading a module compiled before
+    /// skips Cranelift.
+    pub fn with_cache(mut self, cache: Arc<ModuleCache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 }
 
@@ -94,6 +108,7 @@ impl Backend for WasmerBackend {
             &self.engine,
             module,
             policy,
+            self.cache.as_deref(),
         )?))
     }
 }

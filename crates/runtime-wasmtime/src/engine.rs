@@ -4,7 +4,9 @@ use morph_core::wasm::{
     GuestExport, GuestInstance, HostImport, IMPORT_MODULE, WASI_MODULE, WasiImport, WasmModule,
     WasmType, drive, wasi,
 };
-use morph_core::{GuestCall, GuestRun, MorphError, PreparedExtension, Result, Session};
+use morph_core::{
+    GuestCall, GuestRun, ModuleCache, MorphError, PreparedExtension, Result, Session,
+};
 use wasmtime::{
     Caller, Engine, FuncType, Instance, InstancePre, Linker, Memory, Module, ResourceLimiter,
     Store, UpdateDeadline, Val, ValType,
@@ -53,9 +55,32 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    pub fn new(engine: &Engine, ticker: Arc<EpochTicker>, module: &WasmModule) -> Result<Self> {
-        let compiled = Module::new(engine, module.bytes())
-            .map_err(|e| MorphError::invalid_module(format!("wasmtime cannot compile it: {e}")))?;
+    pub fn new(
+        engine: &Engine,
+        ticker: Arc<EpochTicker>,
+        module: &WasmModule,
+        cache: Option<(&ModuleCache, String)>,
+    ) -> Result<Self> {
+        let (cache, fingerprint) = match &cache {
+            Some((cache, fingerprint)) => (Some(*cache), fingerprint.as_str()),
+            None => (None, ""),
+        };
+        let (compiled, _) = ModuleCache::load(
+            cache,
+            fingerprint,
+            module.bytes(),
+            // SAFETY: `ModuleCache::load` passes only bytes whose keyed MAC
+            // checked out under this installation's key, i.e. an artifact
+            // this installation serialized from this engine configuration;
+            // wasmtime still checks version and configuration itself.
+            |artifact| unsafe { Module::deserialize(engine, artifact) }.map_err(|e| e.to_string()),
+            || {
+                Module::new(engine, module.bytes()).map_err(|e| {
+                    MorphError::invalid_module(format!("wasmtime cannot compile it: {e}"))
+                })
+            },
+            |compiled| compiled.serialize().map_err(|e| e.to_string()),
+        )?;
         let mut linker = Linker::<StoreState>::new(engine);
         for import in module.imports() {
             link(&mut linker, *import)

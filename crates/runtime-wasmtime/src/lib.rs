@@ -34,8 +34,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use morph_core::{
-    Backend, EffectivePolicy, Enforcement, EngineLimit, EntryCode, MorphError, PreparedExtension,
-    Result, RuntimeInfo,
+    Backend, EffectivePolicy, Enforcement, EngineLimit, EntryCode, ModuleCache, MorphError,
+    PreparedExtension, Result, RuntimeInfo,
 };
 
 /// The backend name users choose for the Cranelift JIT configuration.
@@ -91,6 +91,7 @@ pub struct WasmtimeBackend {
     engine: wasmtime::Engine,
     options: WasmtimeOptions,
     ticker: Arc<EpochTicker>,
+    cache: Option<Arc<ModuleCache>>,
 }
 
 /// Advances the engine's epoch until the last holder is dropped. Every
@@ -152,7 +153,31 @@ impl WasmtimeBackend {
             engine,
             options,
             ticker,
+            cache: None,
         })
+    }
+
+    /// Keeps compiled modules in `cache` (MAC-checked before wasmtime
+    /// deserializes them), so loading a module compiled before skips
+    /// Cranelift.
+    pub fn with_cache(mut self, cache: Arc<ModuleCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The cache fingerprint of this engine: wasmtime's version and its
+    /// precompile-compatibility hash (which covers the configuration).
+    fn fingerprint(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
+        format!(
+            "wasmtime-{WASMTIME_VERSION}-{}-{:016x}",
+            self.info().name,
+            hasher.finish()
+        )
     }
 }
 
@@ -192,6 +217,7 @@ impl Backend for WasmtimeBackend {
             &self.engine,
             self.ticker.clone(),
             module,
+            self.cache.as_deref().map(|c| (c, self.fingerprint())),
         )?))
     }
 }

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::providers::VaultProvider;
 use crate::error::{MorphError, Result};
+use crate::keyfile::{decode_key, load_or_create_key, write_private};
 
 /// The environment variable that may hold the vault key (base64, 32 bytes)
 /// instead of the key file.
@@ -49,44 +50,10 @@ fn failed(what: &str, e: impl std::fmt::Display) -> MorphError {
 }
 
 fn load_key(key_path: &Path) -> Result<[u8; 32]> {
-    let decode = |text: &str, from: &str| -> Result<[u8; 32]> {
-        BASE64
-            .decode(text.trim())
-            .ok()
-            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-            .ok_or_else(|| failed(from, "not a base64 32-byte key"))
-    };
     if let Ok(text) = std::env::var(VAULT_KEY_ENV) {
-        return decode(&text, VAULT_KEY_ENV);
+        return decode_key(&text).ok_or_else(|| failed(VAULT_KEY_ENV, "not a base64 32-byte key"));
     }
-    match std::fs::read_to_string(key_path) {
-        Ok(text) => decode(&text, &key_path.display().to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = [0u8; 32];
-            getrandom::fill(&mut key).map_err(|e| failed("random key", e))?;
-            write_private(key_path, BASE64.encode(key).as_bytes())?;
-            Ok(key)
-        }
-        Err(e) => Err(failed(&key_path.display().to_string(), e)),
-    }
-}
-
-/// Writes `bytes` atomically (temp file + rename) with mode 0600.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| failed(&dir.display().to_string(), e))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| failed("temp file", e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| failed("permissions", e))?;
-    }
-    std::io::Write::write_all(&mut tmp, bytes).map_err(|e| failed("write", e))?;
-    tmp.as_file().sync_all().map_err(|e| failed("sync", e))?;
-    tmp.persist(path)
-        .map_err(|e| failed(&path.display().to_string(), e.error))?;
-    Ok(())
+    load_or_create_key(key_path).map_err(|e| failed(&key_path.display().to_string(), e))
 }
 
 fn aad(extension_id: &str, key: &str) -> Vec<u8> {
@@ -116,7 +83,7 @@ impl FileVault {
 
     fn write(&self, file: &VaultFile) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(file).map_err(|e| failed("encode", e))?;
-        write_private(&self.path, &bytes)
+        write_private(&self.path, &bytes).map_err(|e| failed(&self.path.display().to_string(), e))
     }
 
     /// The keys stored for `extension_id`, sorted.

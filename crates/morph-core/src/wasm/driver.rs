@@ -4,7 +4,8 @@
 use crate::abi::{self, ABI_VERSION};
 use crate::engine::GuestCall;
 use crate::error::{MorphError, Result};
-use crate::session::{Session, guest_slice, guest_slice_mut};
+use crate::guest_memory::{guest_slice, guest_slice_mut};
+use crate::session::Session;
 
 use super::module::{GuestExport, WasmModule};
 

@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::{MorphError, Result};
-use crate::session::{Session, guest_slice, guest_slice_mut};
+use crate::guest_memory::{GuestMemory, guest_range};
+use crate::session::Session;
 
 /// `ESUCCESS`.
 pub const ESUCCESS: i32 = 0;
@@ -30,9 +31,9 @@ const STDERR_LEVEL: i32 = 3;
 /// sign-extended). Returns the errno for functions with a result, `None`
 /// for `proc_exit`-shaped ones; `Err` ends the execution (it is also
 /// recorded in the session as fatal).
-pub fn call(
+pub fn call<M: GuestMemory + ?Sized>(
     session: &mut Session,
-    memory: &mut [u8],
+    memory: &mut M,
     name: &str,
     args: &[i64],
 ) -> Result<Option<i32>> {
@@ -53,13 +54,7 @@ pub fn call(
             Some(_) => write(memory, ptr(1), &1_000u64.to_le_bytes()),
             None => EINVAL,
         },
-        "random_get" => match guest_slice_mut(memory, ptr(0), ptr(1), "random_get") {
-            Ok(buf) => match getrandom::fill(buf) {
-                Ok(()) => ESUCCESS,
-                Err(_) => ENOSYS,
-            },
-            Err(_) => EFAULT,
-        },
+        "random_get" => random_get(memory, ptr(0), ptr(1)),
         "args_sizes_get" | "environ_sizes_get" => {
             let first = write(memory, ptr(0), &0u32.to_le_bytes());
             if first != ESUCCESS {
@@ -86,13 +81,22 @@ pub fn call(
     Ok(Some(errno))
 }
 
-fn write(memory: &mut [u8], ptr: u32, bytes: &[u8]) -> i32 {
-    match guest_slice_mut(memory, ptr, bytes.len() as u32, "wasi") {
-        Ok(dst) => {
-            dst.copy_from_slice(bytes);
-            ESUCCESS
-        }
+fn write<M: GuestMemory + ?Sized>(memory: &mut M, ptr: u32, bytes: &[u8]) -> i32 {
+    match memory.write(ptr, bytes, "wasi") {
+        Ok(()) => ESUCCESS,
         Err(_) => EFAULT,
+    }
+}
+
+/// `random_get(buf, len)`: bounds-checked before any bytes are drawn.
+fn random_get<M: GuestMemory + ?Sized>(memory: &mut M, ptr: u32, len: u32) -> i32 {
+    if guest_range(memory.size(), ptr, len, "random_get").is_err() {
+        return EFAULT;
+    }
+    let mut buf = vec![0u8; len as usize];
+    match getrandom::fill(&mut buf) {
+        Ok(()) => write(memory, ptr, &buf),
+        Err(_) => ENOSYS,
     }
 }
 
@@ -110,7 +114,11 @@ fn now_ns(clock: i32) -> Option<u64> {
 }
 
 /// `fd_write(fd, iovs, iovs_len, nwritten)`: fd 1 and 2 to the log.
-fn fd_write(session: &mut Session, memory: &mut [u8], args: &[i64]) -> Result<i32> {
+fn fd_write<M: GuestMemory + ?Sized>(
+    session: &mut Session,
+    memory: &mut M,
+    args: &[i64],
+) -> Result<i32> {
     let arg = |i: usize| args.get(i).copied().unwrap_or(0) as u32;
     let level = match arg(0) {
         1 => STDOUT_LEVEL,
@@ -120,18 +128,19 @@ fn fd_write(session: &mut Session, memory: &mut [u8], args: &[i64]) -> Result<i3
     let Some(iovs_bytes) = arg(2).checked_mul(8) else {
         return Ok(EFAULT);
     };
-    let Ok(iovs) = guest_slice(memory, arg(1), iovs_bytes, "fd_write iovecs") else {
+    let Ok(iovs) = memory.read(arg(1), iovs_bytes, "fd_write iovecs") else {
         return Ok(EFAULT);
     };
+    let iovs = iovs.into_owned();
     let mut text = Vec::new();
     for iov in iovs.chunks_exact(8) {
         let (p, l) = iov.split_at(4);
         let (p, l) = (le_u32(p), le_u32(l));
-        let Ok(chunk) = guest_slice(memory, p, l, "fd_write buffer") else {
+        let Ok(chunk) = memory.read(p, l, "fd_write buffer") else {
             return Ok(EFAULT);
         };
         session.count_output(u64::from(l), "fd_write output")?;
-        text.extend_from_slice(chunk);
+        text.extend_from_slice(&chunk);
     }
     let line = String::from_utf8_lossy(&text);
     session.log_text(level, line.trim_end_matches('\n'))?;
@@ -184,37 +193,37 @@ mod tests {
     fn clocks_random_and_sizes_work_and_bad_input_gets_an_errno() {
         let (mut s, mut mem) = (session(1024), vec![0u8; 256]);
         assert_eq!(
-            call(&mut s, &mut mem, "clock_time_get", &[0, 1, 8]).unwrap(),
+            call(&mut s, mem.as_mut_slice(), "clock_time_get", &[0, 1, 8]).unwrap(),
             Some(0)
         );
         assert_ne!(&mem[8..16], &[0u8; 8]);
         assert_eq!(
-            call(&mut s, &mut mem, "clock_time_get", &[7, 1, 8]).unwrap(),
+            call(&mut s, mem.as_mut_slice(), "clock_time_get", &[7, 1, 8]).unwrap(),
             Some(EINVAL)
         );
         assert_eq!(
-            call(&mut s, &mut mem, "clock_time_get", &[0, 1, 250]).unwrap(),
+            call(&mut s, mem.as_mut_slice(), "clock_time_get", &[0, 1, 250]).unwrap(),
             Some(EFAULT)
         );
         assert_eq!(
-            call(&mut s, &mut mem, "random_get", &[32, 32]).unwrap(),
+            call(&mut s, mem.as_mut_slice(), "random_get", &[32, 32]).unwrap(),
             Some(0)
         );
         assert_ne!(&mem[32..64], &[0u8; 32]);
         assert_eq!(
-            call(&mut s, &mut mem, "args_sizes_get", &[64, 68]).unwrap(),
+            call(&mut s, mem.as_mut_slice(), "args_sizes_get", &[64, 68]).unwrap(),
             Some(0)
         );
         assert_eq!(
-            call(&mut s, &mut mem, "fd_prestat_get", &[3, 0]).unwrap(),
+            call(&mut s, mem.as_mut_slice(), "fd_prestat_get", &[3, 0]).unwrap(),
             Some(EBADF)
         );
         assert_eq!(
-            call(&mut s, &mut mem, "path_open", &[3]).unwrap(),
+            call(&mut s, mem.as_mut_slice(), "path_open", &[3]).unwrap(),
             Some(EBADF)
         );
         assert_eq!(
-            call(&mut s, &mut mem, "poll_oneoff", &[]).unwrap(),
+            call(&mut s, mem.as_mut_slice(), "poll_oneoff", &[]).unwrap(),
             Some(ENOSYS)
         );
     }
@@ -226,22 +235,22 @@ mod tests {
         mem[0..4].copy_from_slice(&100u32.to_le_bytes());
         mem[4..8].copy_from_slice(&6u32.to_le_bytes());
         assert_eq!(
-            call(&mut s, &mut mem, "fd_write", &[1, 0, 1, 16]).unwrap(),
+            call(&mut s, mem.as_mut_slice(), "fd_write", &[1, 0, 1, 16]).unwrap(),
             Some(0)
         );
         assert_eq!(&mem[16..20], &6u32.to_le_bytes());
         assert_eq!(
-            call(&mut s, &mut mem, "fd_write", &[9, 0, 1, 16]).unwrap(),
+            call(&mut s, mem.as_mut_slice(), "fd_write", &[9, 0, 1, 16]).unwrap(),
             Some(EBADF)
         );
-        let e = call(&mut s, &mut mem, "fd_write", &[2, 0, 1, 16]).unwrap_err();
+        let e = call(&mut s, mem.as_mut_slice(), "fd_write", &[2, 0, 1, 16]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::QuotaExceeded);
     }
 
     #[test]
     fn proc_exit_ends_the_execution_with_its_status() {
         let (mut s, mut mem) = (session(10), vec![0u8; 16]);
-        let e = call(&mut s, &mut mem, "proc_exit", &[3]).unwrap_err();
+        let e = call(&mut s, mem.as_mut_slice(), "proc_exit", &[3]).unwrap_err();
         assert_eq!(
             (e.kind(), e.code()),
             (ErrorKind::ExtensionError, Some("exit"))
