@@ -58,9 +58,13 @@ impl Default for ExecutorOptions {
 
 /// A pool of execution threads. Cloning shares the pool; the threads end
 /// when the last clone is dropped and the queue is empty.
+///
+/// [`Executor::inline`] is the other choice: no pool, executions run on
+/// the thread that awaits them.
 #[derive(Debug, Clone)]
 pub struct Executor {
-    jobs: Sender<Job>,
+    /// `None` for an inline executor.
+    jobs: Option<Sender<Job>>,
     options: ExecutorOptions,
     _alive: Arc<()>,
 }
@@ -111,10 +115,36 @@ impl Executor {
             })
             .map_err(spawn_error)?;
         Ok(Executor {
-            jobs,
+            jobs: Some(jobs),
             options,
             _alive: alive,
         })
+    }
+
+    /// An executor without threads: each execution runs on the thread that
+    /// polls its future, saving the hop to a pool thread and back (measured
+    /// in `docs/benchmarks.md`). For hosts that already call Morph from
+    /// their own blocking threads (`spawn_blocking`, a thread per request):
+    /// the caller's thread must have a large enough stack (16 MiB, as the
+    /// pool's, covers every backend; wasm3's native-stack guard alone
+    /// wants more than 8 MiB), the future blocks that thread until the
+    /// guest returns, and there is no watchdog backstop, so a guest is
+    /// stopped only by its engine's own limits (which every backend has).
+    /// Not for a thread of an async runtime's worker pool.
+    pub fn inline() -> Executor {
+        Executor {
+            jobs: None,
+            options: ExecutorOptions {
+                threads: 0,
+                stack_size: 0,
+            },
+            _alive: Arc::new(()),
+        }
+    }
+
+    /// Whether executions run on the calling thread.
+    pub fn is_inline(&self) -> bool {
+        self.jobs.is_none()
     }
 
     /// The process-wide pool with default options, started on first use.
@@ -150,6 +180,9 @@ impl Executor {
         T: Send + 'static,
         F: FnOnce() -> Result<T> + Send + 'static,
     {
+        let Some(jobs) = &self.jobs else {
+            return run_caught(f);
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let tx = Arc::new(Mutex::new(Some(tx)));
         let watched = deadline.map(|d| (d.clone(), tx.clone()));
@@ -169,29 +202,32 @@ impl Executor {
                     }),
                 });
             }
-            let result =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    Err(MorphError::host_error(format!(
-                        "the engine panicked on an execution thread: {what}"
-                    )))
-                });
+            let result = run_caught(f);
             *slot.lock() = None;
             if let Some(tx) = tx.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 // The receiver is gone when the caller stopped waiting.
                 let _ = tx.send(result);
             }
         });
-        self.jobs
-            .send(job)
+        jobs.send(job)
             .map_err(|_| MorphError::host_error("the execution pool has stopped"))?;
         rx.await
             .map_err(|_| MorphError::host_error("the execution thread dropped its result"))?
     }
+}
+
+/// Runs `f`, turning a panic (an engine bug) into `host_error`.
+fn run_caught<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(MorphError::host_error(format!(
+            "the engine panicked on an execution thread: {what}"
+        )))
+    })
 }
 
 #[cfg(test)]
@@ -240,5 +276,22 @@ mod tests {
         assert!(waited < Duration::from_millis(2500), "{waited:?}");
         // The other thread still serves.
         assert_eq!(ex.run(|| Ok(1)).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn inline_runs_on_the_calling_thread() {
+        let ex = Executor::inline();
+        assert!(ex.is_inline());
+        let here = thread::current().id();
+        assert!(
+            ex.run(move || Ok(thread::current().id() == here))
+                .await
+                .unwrap()
+        );
+        let e = ex
+            .run(|| -> Result<()> { panic!("inline boom") })
+            .await
+            .unwrap_err();
+        assert!(e.message().contains("inline boom"));
     }
 }

@@ -51,7 +51,7 @@ pub const WASMTIME_VERSION: &str = "48.0.8";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WasmtimeOptions {
     /// Guest stack budget in bytes before `stack_overflow`. Default 512 KiB
-    /// (wasmtime's own default), well below the execution threads' 8 MiB.
+    /// (wasmtime's own default), well below the execution threads' 16 MiB.
     pub max_wasm_stack: usize,
     /// How often the epoch ticker checks deadlines. Default 5 ms: the
     /// worst-case overshoot of `max_execution_ms`.
@@ -61,6 +61,13 @@ pub struct WasmtimeOptions {
     /// Run on Pulley, wasmtime's portable interpreter, instead of native
     /// code from Cranelift. Default off (see [`WasmtimeOptions::pulley`]).
     pub pulley: bool,
+    /// Instances the pooling allocator keeps ready: every execution takes a
+    /// slot (memory reserved up front, reset copy-on-write) instead of
+    /// mapping and unmapping a fresh linear memory. Default 128; each slot
+    /// reserves about 6 GiB of address space (not memory). More
+    /// simultaneous executions than slots fail with `trap` ("no more
+    /// slots"). 0 uses the on-demand allocator instead.
+    pub pool_slots: u32,
 }
 
 impl WasmtimeOptions {
@@ -82,6 +89,7 @@ impl Default for WasmtimeOptions {
             epoch_tick: Duration::from_millis(5),
             fuel: false,
             pulley: false,
+            pool_slots: 128,
         }
     }
 }
@@ -145,6 +153,14 @@ impl WasmtimeBackend {
             config
                 .target("pulley64")
                 .map_err(|e| MorphError::host_error(format!("wasmtime pulley target: {e}")))?;
+        }
+        if options.pool_slots > 0 {
+            let mut pool = wasmtime::PoolingAllocationConfig::new();
+            pool.total_core_instances(options.pool_slots)
+                .total_memories(options.pool_slots)
+                .total_tables(options.pool_slots)
+                .table_elements(morph_core::MAX_TABLE_ELEMENTS as usize);
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = wasmtime::Engine::new(&config)
             .map_err(|e| MorphError::host_error(format!("wasmtime engine: {e}")))?;
