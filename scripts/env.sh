@@ -30,5 +30,7 @@ for pkg in libclang-dev; do
 done
 if [ ${#need[@]} -gt 0 ]; then
   echo "morph: installing ${need[*]} (apt-get)" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
 fi

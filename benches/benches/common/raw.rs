@@ -19,10 +19,12 @@ pub fn envelope(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).expect("envelope")
 }
 
-/// A wasmtime engine, with or without the pooling allocator (default
-/// pool settings), Cranelift or Pulley.
+/// A wasmtime engine set up for untrusted code as a careful embedder
+/// would (epoch interruption on), with or without the pooling allocator
+/// (default pool settings), Cranelift or Pulley.
 pub fn wasmtime_engine_with(pooling: bool, pulley: bool) -> wasmtime::Engine {
     let mut config = wasmtime::Config::new();
+    config.epoch_interruption(true);
     if pooling {
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
             wasmtime::PoolingAllocationConfig::new(),
@@ -46,11 +48,19 @@ pub fn wasmtime_pre(engine: &wasmtime::Engine, wasm: &[u8]) -> wasmtime::Instanc
     linker.instantiate_pre(&module).expect("pre")
 }
 
+/// A store whose epoch deadline is far away (the engines here have epoch
+/// interruption on).
+pub fn wasmtime_store(engine: &wasmtime::Engine) -> wasmtime::Store<()> {
+    let mut store = wasmtime::Store::new(engine, ());
+    store.set_epoch_deadline(u64::MAX / 2);
+    store
+}
+
 /// The ABI steps by hand on wasmtime: instantiate, `morph_alloc` ×3,
 /// write action/params/context, `execute`, read and parse the envelope.
 pub fn wasmtime_execute(pre: &wasmtime::InstancePre<()>) -> Value {
     use wasmtime::Store;
-    let mut store = Store::new(pre.module().engine(), ());
+    let mut store = wasmtime_store(pre.module().engine());
     let instance = pre.instantiate(&mut store).expect("instance");
     let memory = instance.get_memory(&mut store, "memory").expect("memory");
     let alloc = instance

@@ -91,6 +91,15 @@ pub trait Backend: Send + Sync + 'static {
         code: &EntryCode,
         policy: &EffectivePolicy,
     ) -> Result<Arc<dyn PreparedExtension>>;
+
+    /// Native stack in bytes that an execution thread must offer this
+    /// engine. Default 0: the engine bounds its own use far below any
+    /// thread's stack. An engine that recurses on the native stack up to a
+    /// fixed budget (wasm3) says how much it needs, and [`EngineRuntime`]
+    /// never runs it on a thread with less.
+    fn native_stack_needed(&self) -> usize {
+        0
+    }
 }
 
 /// Compiled code ready to run: each `run` uses a fresh instance.
@@ -112,8 +121,28 @@ impl EngineRuntime {
         Ok(Self::with_executor(backend, Executor::shared()?))
     }
 
-    /// Wraps `backend`, running on `executor`.
+    /// Wraps `backend`, running on `executor`. If the backend needs more
+    /// native stack than the executor's threads are known to have (an
+    /// inline executor's caller is never known to), it runs on the shared
+    /// pool instead, with a warning: a guest must never overflow the real
+    /// stack of the host.
     pub fn with_executor(backend: impl Backend, executor: Executor) -> Self {
+        let needed = backend.native_stack_needed();
+        let executor = if needed > executor.options().stack_size {
+            match Executor::shared() {
+                Ok(shared) if shared.options().stack_size >= needed => {
+                    tracing::warn!(
+                        backend = %backend.info().name,
+                        needed_bytes = needed,
+                        "the executor cannot host this engine's native stack; using Morph's shared pool"
+                    );
+                    shared
+                }
+                _ => executor,
+            }
+        } else {
+            executor
+        };
         EngineRuntime {
             backend: Arc::new(backend),
             executor,

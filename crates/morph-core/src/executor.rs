@@ -13,6 +13,20 @@ use crate::error::{MorphError, Result};
 
 type Job = Box<dyn FnOnce(&Slot) + Send + 'static>;
 
+/// The next job: polled for `spin` (only by a thread that just finished
+/// one), then waited for. `None` once the pool is dropped.
+fn next_job(queue: &crossbeam_channel::Receiver<Job>, spin: Duration) -> Option<Job> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < spin {
+        match queue.try_recv() {
+            Ok(job) => return Some(job),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+            Err(crossbeam_channel::TryRecvError::Empty) => std::hint::spin_loop(),
+        }
+    }
+    queue.recv().ok()
+}
+
 /// How often the watchdog looks at running executions.
 const WATCHDOG_PERIOD: Duration = Duration::from_millis(100);
 
@@ -45,6 +59,12 @@ pub struct ExecutorOptions {
     /// 8 MiB − 128 KiB below the point where a call enters it, so a thread
     /// must leave more than 8 MiB free there.
     pub stack_size: usize,
+    /// How long a thread that just finished an execution polls for the
+    /// next one before it parks. Back-to-back executions then skip waking
+    /// a parked thread (about 10 µs here; `hop` in docs/benchmarks.md), at
+    /// the price of up to this much busy CPU after each execution. Default
+    /// 50 µs; zero parks at once.
+    pub spin_before_park: Duration,
 }
 
 impl Default for ExecutorOptions {
@@ -52,6 +72,7 @@ impl Default for ExecutorOptions {
         ExecutorOptions {
             threads: thread::available_parallelism().map_or(2, |n| n.get().max(2)),
             stack_size: 16 << 20,
+            spin_before_park: Duration::from_micros(50),
         }
     }
 }
@@ -83,8 +104,10 @@ impl Executor {
                 .name(format!("morph-exec-{i}"))
                 .stack_size(options.stack_size)
                 .spawn(move || {
-                    for job in queue {
+                    let mut spin = Duration::ZERO;
+                    while let Some(job) = next_job(&queue, spin) {
                         job(&slot);
+                        spin = options.spin_before_park;
                     }
                 })
                 .map_err(spawn_error)?;
@@ -124,19 +147,24 @@ impl Executor {
     /// An executor without threads: each execution runs on the thread that
     /// polls its future, saving the hop to a pool thread and back (measured
     /// in `docs/benchmarks.md`). For hosts that already call Morph from
-    /// their own blocking threads (`spawn_blocking`, a thread per request):
-    /// the caller's thread must have a large enough stack (16 MiB, as the
-    /// pool's, covers every backend; wasm3's native-stack guard alone
-    /// wants more than 8 MiB), the future blocks that thread until the
-    /// guest returns, and there is no watchdog backstop, so a guest is
-    /// stopped only by its engine's own limits (which every backend has).
-    /// Not for a thread of an async runtime's worker pool.
+    /// their own blocking threads (a thread per request, or tokio's
+    /// `spawn_blocking`): the future blocks that thread until the guest
+    /// returns, and there is no watchdog backstop, so a guest is stopped
+    /// only by its engine's own limits (which every backend has). The
+    /// thread needs a few MiB of stack for the JIT engines and wasmi
+    /// (tokio's blocking threads have 2 MiB unless `thread_stack_size`
+    /// says more); a backend that needs a known larger native stack
+    /// (wasm3, see [`Backend::native_stack_needed`](crate::Backend)) is
+    /// never run inline: [`EngineRuntime::with_executor`](crate::EngineRuntime)
+    /// gives it the shared pool. Not for a thread of an async runtime's
+    /// worker pool.
     pub fn inline() -> Executor {
         Executor {
             jobs: None,
             options: ExecutorOptions {
                 threads: 0,
                 stack_size: 0,
+                spin_before_park: Duration::ZERO,
             },
             _alive: Arc::new(()),
         }
@@ -239,6 +267,7 @@ mod tests {
         let ex = Executor::new(ExecutorOptions {
             threads: 1,
             stack_size: 1 << 20,
+            ..ExecutorOptions::default()
         })
         .unwrap();
         let name = ex
@@ -259,6 +288,7 @@ mod tests {
         let ex = Executor::new(ExecutorOptions {
             threads: 2,
             stack_size: 1 << 20,
+            ..ExecutorOptions::default()
         })
         .unwrap();
         let deadline = Deadline::after(Duration::from_millis(10));

@@ -9,6 +9,14 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 /// Writes `bytes` atomically (temp file + rename) with mode 0600.
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    private_temp(path, bytes)?
+        .persist(path)
+        .map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// A synced temp file beside `path` holding `bytes`, mode 0600.
+fn private_temp(path: &Path, bytes: &[u8]) -> io::Result<tempfile::NamedTempFile> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
@@ -19,8 +27,7 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
     }
     io::Write::write_all(&mut tmp, bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    Ok(tmp)
 }
 
 /// Decodes a base64 32-byte key.
@@ -32,17 +39,26 @@ pub(crate) fn decode_key(text: &str) -> Option<[u8; 32]> {
 }
 
 /// The key in `path` (base64), generated and written with mode 0600 on
-/// first use. A file that holds no valid key is an `InvalidData` error.
+/// first use. Two processes creating it at once agree on one key (the
+/// file is never replaced once it exists). A file that holds no valid key
+/// is an `InvalidData` error.
 pub(crate) fn load_or_create_key(path: &Path) -> io::Result<[u8; 32]> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => decode_key(&text)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not a base64 32-byte key")),
+    let read = || -> io::Result<[u8; 32]> {
+        let text = std::fs::read_to_string(path)?;
+        decode_key(&text)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not a base64 32-byte key"))
+    };
+    match read() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let mut key = [0u8; 32];
             getrandom::fill(&mut key).map_err(io::Error::other)?;
-            write_private(path, BASE64.encode(key).as_bytes())?;
-            Ok(key)
+            let tmp = private_temp(path, BASE64.encode(key).as_bytes())?;
+            match tmp.persist_noclobber(path) {
+                Ok(_) => Ok(key),
+                Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => read(),
+                Err(e) => Err(e.error),
+            }
         }
-        Err(e) => Err(e),
+        other => other,
     }
 }

@@ -54,6 +54,14 @@ impl ModuleCache {
             MorphError::io_error(format!("module cache {}: {e}", what.display()))
         };
         std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
+        // Whoever can write here can replace the MAC key and forge entries
+        // for the engines' unsafe deserializers: owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| fail(dir, e))?;
+        }
         let key_path = dir.join(CACHE_KEY_FILE);
         let key = load_or_create_key(&key_path).map_err(|e| fail(&key_path, e))?;
         Ok(ModuleCache {

@@ -152,13 +152,16 @@ unsafe fn guest_bytes<'a>(ptr: i32, len: i32) -> &'a [u8] {
 pub fn call_envelope(op: &str, args: Value) -> Value {
     let request = json!({"op": op, "args": args}).to_string();
     match raw_call(request.as_bytes()) {
-        Some(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            json!({"err": {"code": "bad_response", "message": format!("unreadable response: {e}")}})
+        }),
         None => json!({"err": {"code": "unsupported", "message": "not running inside Morph"}}),
     }
 }
 
 /// One host call: its `ok` value, or the host's error as a [`Failure`]
-/// (code from the envelope, message prefixed with the op).
+/// (code from the envelope, message prefixed with the op). A response that
+/// is not an envelope is a `bad_response` failure, never a success.
 pub fn call(op: &str, args: Value) -> Result<Value, Failure> {
     let mut envelope = call_envelope(op, args);
     if let Some(err) = envelope.get("err") {
@@ -166,7 +169,13 @@ pub fn call(op: &str, args: Value) -> Result<Value, Failure> {
         let message = err["message"].as_str().unwrap_or_default();
         return Err(Failure::new(code, format!("{op}: {message}")));
     }
-    Ok(envelope["ok"].take())
+    match envelope.get_mut("ok") {
+        Some(ok) => Ok(ok.take()),
+        None => Err(Failure::new(
+            "bad_response",
+            format!("{op}: the host's response is not an envelope"),
+        )),
+    }
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -25,7 +25,13 @@
 //! - stack: **native**: wasm3 traps with `stack overflow` when its value
 //!   stack ([`Wasm3Options::value_stack_bytes`]) or its native-stack budget
 //!   (8 MiB − 128 KiB below the entry; core's execution threads have
-//!   16 MiB stacks, so the budget fits) runs out: `stack_overflow`.
+//!   16 MiB stacks, so the budget fits, and the backend declares
+//!   [`NATIVE_STACK_NEEDED`] so it never runs inline on a smaller thread)
+//!   runs out: `stack_overflow`.
+//!
+//! wasm3 is C: a bug in it is a memory-safety bug in the host process. The
+//! Rust engines (wasmtime, wasmer, wasmi) are the stronger sandbox; pick
+//! wasm3 for size and portability, not for hostile code at scale.
 //! - fuel: unsupported (a host that asks for fuel gets `unsupported`).
 //!
 //! wasm3's `Engine` and `Store` are single-threaded (`!Send`), so each run
@@ -57,6 +63,11 @@ pub const BACKEND_NAME: &str = "wasm3";
 
 /// The wasm3 version the bundled `wasm3x` 0.2 builds.
 pub const WASM3_VERSION: &str = "0.9.0";
+
+/// Native stack an execution thread must offer wasm3 (its guard budget,
+/// 8 MiB − 128 KiB, plus room for the frames below the entry and for host
+/// calls made at the deepest point).
+pub const NATIVE_STACK_NEEDED: usize = 12 << 20;
 
 /// Settings of the wasm3 backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +112,13 @@ impl Backend for Wasm3Backend {
                 (EngineLimit::Fuel, Enforcement::Unsupported),
             ],
         )
+    }
+
+    /// wasm3's native-stack guard lets guest code use 8 MiB − 128 KiB
+    /// below the point where a call enters it, and host calls at the
+    /// deepest point need room beyond that.
+    fn native_stack_needed(&self) -> usize {
+        NATIVE_STACK_NEEDED
     }
 
     fn prepare(

@@ -64,9 +64,10 @@ pub struct WasmtimeOptions {
     /// Instances the pooling allocator keeps ready: every execution takes a
     /// slot (memory reserved up front, reset copy-on-write) instead of
     /// mapping and unmapping a fresh linear memory. Default 128; each slot
-    /// reserves about 6 GiB of address space (not memory). More
-    /// simultaneous executions than slots fail with `trap` ("no more
-    /// slots"). 0 uses the on-demand allocator instead.
+    /// reserves about 4 GiB of address space plus guards (not memory), so
+    /// a process under `ulimit -v` wants 0 here. More simultaneous
+    /// executions than slots fail with `trap` (no free slot). 0 uses the
+    /// on-demand allocator instead.
     pub pool_slots: u32,
 }
 
@@ -156,9 +157,12 @@ impl WasmtimeBackend {
         }
         if options.pool_slots > 0 {
             let mut pool = wasmtime::PoolingAllocationConfig::new();
+            // Sized for what core's validation admits: one memory, at most
+            // 8 tables of at most MAX_TABLE_ELEMENTS elements.
             pool.total_core_instances(options.pool_slots)
                 .total_memories(options.pool_slots)
-                .total_tables(options.pool_slots)
+                .total_tables(options.pool_slots.saturating_mul(8))
+                .max_tables_per_module(8)
                 .table_elements(morph_core::MAX_TABLE_ELEMENTS as usize);
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         }

@@ -151,6 +151,9 @@ impl WasmModule {
     }
 
     fn validate(bytes: Vec<u8>) -> Result<WasmModule> {
+        /// Most tables a module may define (the wasmtime pool is sized
+        /// for it; the same rule holds on every backend).
+        const MAX_TABLES: u32 = 8;
         if !bytes.starts_with(b"\0asm") {
             return Err(MorphError::invalid_module(
                 "not a WebAssembly module (no `\\0asm` header)",
@@ -230,6 +233,23 @@ impl WasmModule {
                 Payload::MemorySection(reader) => {
                     for mem in reader {
                         memories.push(mem.map_err(invalid)?.initial);
+                    }
+                }
+                Payload::TableSection(reader) => {
+                    if reader.count() > MAX_TABLES {
+                        return Err(MorphError::invalid_module(format!(
+                            "declares {} tables; Morph allows at most {MAX_TABLES}",
+                            reader.count()
+                        )));
+                    }
+                    for table in reader {
+                        let initial = table.map_err(invalid)?.ty.initial;
+                        if initial > crate::session::MAX_TABLE_ELEMENTS {
+                            return Err(MorphError::memory_limit(format!(
+                                "a table starts with {initial} elements, above {}",
+                                crate::session::MAX_TABLE_ELEMENTS
+                            )));
+                        }
                     }
                 }
                 Payload::ExportSection(reader) => {

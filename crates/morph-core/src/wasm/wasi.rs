@@ -88,16 +88,27 @@ fn write<M: GuestMemory + ?Sized>(memory: &mut M, ptr: u32, bytes: &[u8]) -> i32
     }
 }
 
-/// `random_get(buf, len)`: bounds-checked before any bytes are drawn.
+/// `random_get(buf, len)`: bounds-checked before any bytes are drawn,
+/// then filled in chunks (the host never holds more than one chunk).
 fn random_get<M: GuestMemory + ?Sized>(memory: &mut M, ptr: u32, len: u32) -> i32 {
+    const CHUNK: u32 = 64 << 10;
     if guest_range(memory.size(), ptr, len, "random_get").is_err() {
         return EFAULT;
     }
-    let mut buf = vec![0u8; len as usize];
-    match getrandom::fill(&mut buf) {
-        Ok(()) => write(memory, ptr, &buf),
-        Err(_) => ENOSYS,
+    let mut buf = vec![0u8; len.min(CHUNK) as usize];
+    let mut done = 0u32;
+    while done < len {
+        let n = (len - done).min(CHUNK) as usize;
+        if getrandom::fill(&mut buf[..n]).is_err() {
+            return ENOSYS;
+        }
+        let errno = write(memory, ptr + done, &buf[..n]);
+        if errno != ESUCCESS {
+            return errno;
+        }
+        done += n as u32;
     }
+    ESUCCESS
 }
 
 fn now_ns(clock: i32) -> Option<u64> {
@@ -136,10 +147,16 @@ fn fd_write<M: GuestMemory + ?Sized>(
     for iov in iovs.chunks_exact(8) {
         let (p, l) = iov.split_at(4);
         let (p, l) = (le_u32(p), le_u32(l));
+        // Bounds and quota before any copy, so a guest cannot make the host
+        // allocate more than its output allowance (engines like wasm3
+        // only offer copying reads).
+        if guest_range(memory.size(), p, l, "fd_write buffer").is_err() {
+            return Ok(EFAULT);
+        }
+        session.count_output(u64::from(l), "fd_write output")?;
         let Ok(chunk) = memory.read(p, l, "fd_write buffer") else {
             return Ok(EFAULT);
         };
-        session.count_output(u64::from(l), "fd_write output")?;
         text.extend_from_slice(&chunk);
     }
     let line = String::from_utf8_lossy(&text);
