@@ -1,18 +1,21 @@
 //! Load (instrument and check), instantiate per run, call.
 
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::{Arc, Weak};
 
 use morph_core::wasm::{GuestExport, GuestInstance, WasmModule, drive, instrument};
 use morph_core::{
     EffectivePolicy, GuestCall, GuestRun, MorphError, PreparedExtension, Result, Session,
 };
-use wasm3x::{CompilationMode, Config, Engine, Instance, Memory, Module, Store};
+use wasm3x::{CompilationMode, Config, Engine, Instance, Linker, Memory, Module, Store};
 
 use crate::Wasm3Options;
 use crate::imports::linker;
 
 /// An instrumented module wasm3 was shown to compile. wasm3's engine and
-/// store are `!Send`, so each run builds its own from these bytes.
+/// store are `!Send`: each execution thread keeps its own engine, module
+/// and linker for it ([`Loaded`]), and each run gets a fresh store.
 pub struct Prepared {
     bytes: Arc<[u8]>,
     validated: WasmModule,
@@ -55,16 +58,68 @@ impl Prepared {
         })
     }
 
-    fn instantiate(&self, engine: &Engine, store: &mut Store<Session>) -> Result<Wasm3Parts> {
-        let wasm = Module::new(engine, &self.bytes[..]).map_err(unsupported)?;
-        let instance = linker::<Session>(engine, &self.validated)?
-            .instantiate_and_start(store, &wasm)
+    /// This thread's engine, parsed module and linker for this extension,
+    /// made on first use.
+    fn loaded(&self) -> Result<Loaded> {
+        LOADED.with(|cell| {
+            let mut loaded = cell.borrow_mut();
+            loaded.retain(|l| l.bytes.strong_count() > 0);
+            let key = Arc::as_ptr(&self.bytes);
+            if let Some(l) = loaded
+                .iter()
+                .find(|l| std::ptr::addr_eq(l.bytes.as_ptr(), key))
+            {
+                return Ok(l.clone());
+            }
+            let engine = engine(self.options, CompilationMode::Lazy);
+            let module = Module::new(&engine, &self.bytes[..]).map_err(unsupported)?;
+            let linker = Rc::new(linker::<Session>(&engine, &self.validated)?);
+            if loaded.len() >= LOADED_PER_THREAD {
+                loaded.remove(0);
+            }
+            let entry = Loaded {
+                bytes: Arc::downgrade(&self.bytes),
+                engine,
+                module,
+                linker,
+            };
+            loaded.push(entry.clone());
+            Ok(entry)
+        })
+    }
+
+    fn instantiate(&self, loaded: &Loaded, store: &mut Store<Session>) -> Result<Wasm3Parts> {
+        let instance = loaded
+            .linker
+            .instantiate_and_start(store, &loaded.module)
             .map_err(|e| map_error(&e, "instantiation (start function)"))?;
         let memory = instance
             .get_memory(&*store)
             .ok_or_else(|| MorphError::invalid_module("export `memory`: the module has none"))?;
         Ok(Wasm3Parts { instance, memory })
     }
+}
+
+/// What a run needs besides its store, kept per execution thread. wasm3's
+/// engine, module and linker are `!Send`, so they cannot live in
+/// [`Prepared`]; rebuilding them for every run cost an engine, a second
+/// parse of the module and the linker's host-function table each time.
+/// The `Weak` names the extension: it keeps the bytes' allocation (so the
+/// address cannot be reused) and shows when the extension is gone.
+#[derive(Clone)]
+struct Loaded {
+    bytes: Weak<[u8]>,
+    engine: Engine,
+    module: Module,
+    linker: Rc<Linker<Session>>,
+}
+
+/// Most extensions one execution thread keeps loaded (oldest dropped
+/// first; entries of dropped extensions go at the next lookup).
+const LOADED_PER_THREAD: usize = 16;
+
+thread_local! {
+    static LOADED: RefCell<Vec<Loaded>> = const { RefCell::new(Vec::new()) };
 }
 
 struct Wasm3Parts {
@@ -140,9 +195,17 @@ impl GuestInstance for Wasm3Instance<'_> {
 
 impl PreparedExtension for Prepared {
     fn run(&self, session: Session, call: GuestCall<'_>) -> GuestRun {
-        let engine = engine(self.options, CompilationMode::Lazy);
-        let mut store = Store::new(&engine, session);
-        let result = self.instantiate(&engine, &mut store).and_then(|parts| {
+        let loaded = match self.loaded() {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                return GuestRun {
+                    session,
+                    result: Err(e),
+                };
+            }
+        };
+        let mut store = Store::new(&loaded.engine, session);
+        let result = self.instantiate(&loaded, &mut store).and_then(|parts| {
             let mut live = Wasm3Instance {
                 store: &mut store,
                 parts,
