@@ -63,7 +63,9 @@ pub struct WasmtimeOptions {
     pub pulley: bool,
     /// Instances the pooling allocator keeps ready: every execution takes a
     /// slot (memory reserved up front, reset copy-on-write) instead of
-    /// mapping and unmapping a fresh linear memory. Default 128; each slot
+    /// mapping and unmapping a fresh linear memory. Default 128, or two per
+    /// CPU on machines with more than 64 (the default pool runs one
+    /// execution per CPU at a time); each slot
     /// reserves about 4 GiB of address space plus guards (not memory), so
     /// a process under `ulimit -v` wants 0 here. More simultaneous
     /// executions than slots fail with `trap` (no free slot). 0 uses the
@@ -90,7 +92,10 @@ impl Default for WasmtimeOptions {
             epoch_tick: Duration::from_millis(5),
             fuel: false,
             pulley: false,
-            pool_slots: 128,
+            // At least two slots per execution thread of the default pool,
+            // so its threads can never exhaust the pool.
+            pool_slots: std::thread::available_parallelism()
+                .map_or(128, |n| (n.get() as u32).saturating_mul(2).max(128)),
         }
     }
 }
