@@ -66,4 +66,4 @@ pub use policy::{EffectivePolicy, HostGrant, HostPolicy};
 pub use runtime::{
     BaseMorphRuntime, Execution, ExecutionContext, ExecutionReport, LoadedExtension, RuntimeInfo,
 };
-pub use session::{MAX_TABLE_ELEMENTS, Session, SessionTotals};
+pub use session::{MAX_TABLE_ELEMENTS, MAX_TABLES, Session, SessionTotals};

@@ -32,6 +32,10 @@ pub struct Session {
 /// Most table elements a guest may grow a table to.
 pub const MAX_TABLE_ELEMENTS: u64 = 1 << 20;
 
+/// Most tables a module may define (checked by core's validation; engines
+/// that preallocate tables, like wasmtime's pool, size for it).
+pub const MAX_TABLES: u32 = 8;
+
 impl Session {
     /// A session for one call under `limits`, ending at `deadline`.
     pub fn new(

@@ -28,11 +28,14 @@ pub fn create(name: &str) -> Result<Arc<dyn BaseMorphRuntime>> {
 /// Creates backend `name` with its default options, keeping compiled
 /// modules in `cache` where the engine can serialize them (wasmtime,
 /// wasmtime-pulley, wasmer; the interpreters ignore it).
+#[cfg_attr(
+    not(any(feature = "wasmtime", feature = "wasmer")),
+    allow(unused_variables)
+)]
 pub fn create_with_cache(
     name: &str,
     cache: Option<Arc<ModuleCache>>,
 ) -> Result<Arc<dyn BaseMorphRuntime>> {
-    let _ = &cache;
     match name {
         #[cfg(feature = "wasmtime")]
         "wasmtime" => {

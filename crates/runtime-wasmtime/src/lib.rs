@@ -163,11 +163,11 @@ impl WasmtimeBackend {
         if options.pool_slots > 0 {
             let mut pool = wasmtime::PoolingAllocationConfig::new();
             // Sized for what core's validation admits: one memory, at most
-            // 8 tables of at most MAX_TABLE_ELEMENTS elements.
+            // MAX_TABLES tables of at most MAX_TABLE_ELEMENTS elements.
             pool.total_core_instances(options.pool_slots)
                 .total_memories(options.pool_slots)
-                .total_tables(options.pool_slots.saturating_mul(8))
-                .max_tables_per_module(8)
+                .total_tables(options.pool_slots.saturating_mul(morph_core::MAX_TABLES))
+                .max_tables_per_module(morph_core::MAX_TABLES)
                 .table_elements(morph_core::MAX_TABLE_ELEMENTS as usize);
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         }

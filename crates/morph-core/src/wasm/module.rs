@@ -151,9 +151,6 @@ impl WasmModule {
     }
 
     fn validate(bytes: Vec<u8>) -> Result<WasmModule> {
-        /// Most tables a module may define (the wasmtime pool is sized
-        /// for it; the same rule holds on every backend).
-        const MAX_TABLES: u32 = 8;
         if !bytes.starts_with(b"\0asm") {
             return Err(MorphError::invalid_module(
                 "not a WebAssembly module (no `\\0asm` header)",
@@ -236,10 +233,11 @@ impl WasmModule {
                     }
                 }
                 Payload::TableSection(reader) => {
-                    if reader.count() > MAX_TABLES {
+                    if reader.count() > crate::session::MAX_TABLES {
                         return Err(MorphError::invalid_module(format!(
-                            "declares {} tables; Morph allows at most {MAX_TABLES}",
-                            reader.count()
+                            "declares {} tables; Morph allows at most {}",
+                            reader.count(),
+                            crate::session::MAX_TABLES
                         )));
                     }
                     for table in reader {
