@@ -66,8 +66,8 @@ pub struct HostSetup {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    /// Exact ok value.
-    #[serde(default)]
+    /// Exact ok value (`ok: null` expects a null result).
+    #[serde(default, deserialize_with = "present")]
     pub ok: Option<Value>,
     /// Ok value containing these fields (recursively).
     #[serde(default)]
@@ -93,6 +93,11 @@ pub struct Expect {
     /// How many requests reached the case's HTTP server.
     #[serde(default)]
     pub server_requests: Option<usize>,
+}
+
+/// A field that is present is `Some`, even when it is `null`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// A follow-up execution.
