@@ -50,6 +50,18 @@ impl Deadline {
         self.0.start.elapsed()
     }
 
+    /// Pushes the deadline `by` later (not once cancelled): for host work
+    /// that is not the guest's, such as starting a worker process.
+    pub fn extend(&self, by: Duration) {
+        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        let _ = self
+            .0
+            .limit_ns
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |limit| {
+                (limit != 0).then(|| limit.saturating_add(by))
+            });
+    }
+
     /// Moves the deadline to now: the engine stops at its next check.
     pub fn cancel(&self) {
         self.0.limit_ns.store(0, Ordering::Relaxed);
@@ -94,5 +106,17 @@ mod tests {
         let d = Deadline::after(Duration::from_secs(60));
         CancelOnDrop::new(d.clone()).disarm();
         assert!(!d.expired());
+    }
+
+    #[test]
+    fn extend_moves_a_live_deadline_only() {
+        let d = Deadline::after(Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(d.expired());
+        d.extend(Duration::from_secs(60));
+        assert!(!d.expired());
+        d.cancel();
+        d.extend(Duration::from_secs(60));
+        assert!(d.expired());
     }
 }

@@ -401,8 +401,19 @@ impl LoadedExtension for EngineExtension {
                 report.host_calls = totals.host_calls;
                 report.peak_memory_bytes = totals.peak_memory_bytes;
                 report.fuel_used = totals.fuel_used;
-                let result =
-                    result.and_then(|bytes| abi::decode_envelope(&bytes, "execute() result"));
+                let max_output = self.scope.policy.limits.max_output_bytes;
+                let result = result.and_then(|bytes| {
+                    // Wasm backends check the length before reading guest
+                    // memory; script results arrive whole and are checked
+                    // here, the same way.
+                    if bytes.len() as u64 > max_output {
+                        return Err(MorphError::quota_exceeded(format!(
+                            "execute() result of {} bytes exceeds max_output_bytes = {max_output}",
+                            bytes.len()
+                        )));
+                    }
+                    abi::decode_envelope(&bytes, "execute() result")
+                });
                 self.host.publish_events(events);
                 self.host.audit_execution(&state, &result, started);
                 result

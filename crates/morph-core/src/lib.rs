@@ -43,8 +43,11 @@ mod module_cache;
 mod permission;
 mod policy;
 mod runtime;
+pub mod script;
 mod session;
 pub mod wasm;
+#[cfg(target_os = "linux")]
+pub mod worker;
 
 pub use artifact::ExtensionArtifact;
 pub use deadline::{CancelOnDrop, Deadline};
@@ -66,4 +69,5 @@ pub use policy::{EffectivePolicy, HostGrant, HostPolicy};
 pub use runtime::{
     BaseMorphRuntime, Execution, ExecutionContext, ExecutionReport, LoadedExtension, RuntimeInfo,
 };
+pub use script::{ScriptBackend, ScriptCall, ScriptEngine, ScriptHost, ScriptInstance, SharedHost};
 pub use session::{MAX_TABLE_ELEMENTS, MAX_TABLES, Session, SessionTotals};

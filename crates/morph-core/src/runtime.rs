@@ -54,6 +54,24 @@ impl RuntimeInfo {
         }
     }
 
+    /// The info of a script backend running `kind` extensions.
+    pub fn script(
+        name: &str,
+        engine: &str,
+        engine_version: &str,
+        kind: RuntimeKind,
+        limits: [(EngineLimit, Enforcement); 4],
+    ) -> Self {
+        RuntimeInfo {
+            name: name.into(),
+            engine: engine.into(),
+            engine_version: engine_version.into(),
+            kinds: vec![kind],
+            execution: "interpreter".into(),
+            limits: BTreeMap::from(limits),
+        }
+    }
+
     /// How `limit` is enforced (`Unsupported` when not listed).
     pub fn enforcement(&self, limit: EngineLimit) -> Enforcement {
         self.limits

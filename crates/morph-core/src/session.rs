@@ -192,6 +192,16 @@ impl Session {
         }
         self.pending = None;
         self.check_output_len(len.into(), "host_call request")?;
+        self.count_host_call()?;
+        let request = memory.read(ptr, len, "host_call request")?;
+        let response = self.call_json(&request)?;
+        let n = u32::try_from(response.len())
+            .map_err(|_| MorphError::quota_exceeded("host_call response larger than 4 GiB"))?;
+        self.pending = Some(response);
+        Ok(n)
+    }
+
+    fn count_host_call(&mut self) -> Result<()> {
         self.host_calls += 1;
         if self.host_calls > self.limits.max_host_calls {
             return Err(MorphError::quota_exceeded(format!(
@@ -199,12 +209,30 @@ impl Session {
                 self.limits.max_host_calls
             )));
         }
-        let request = memory.read(ptr, len, "host_call request")?;
-        let response = self.call_json(&request)?;
-        let n = u32::try_from(response.len())
-            .map_err(|_| MorphError::quota_exceeded("host_call response larger than 4 GiB"))?;
-        self.pending = Some(response);
-        Ok(n)
+        Ok(())
+    }
+
+    /// A host call from a script guest (JavaScript, Python), whose request
+    /// is already in host memory: the same checks as `host_call` (deadline,
+    /// `max_output_bytes`, `max_host_calls`), then the request. Returns the
+    /// response envelope; an error ends the execution (recorded as fatal).
+    pub fn script_call(&mut self, request: &[u8]) -> Result<Vec<u8>> {
+        let r = (|| {
+            if self.deadline.expired() {
+                return Err(self.timeout_error());
+            }
+            self.check_output_len(request.len() as u64, "host call request")?;
+            self.count_host_call()?;
+            self.call_json(request)
+        })();
+        r.map_err(|e| self.fail(e))
+    }
+
+    /// A log line from a script guest: counted against `max_output_bytes`,
+    /// then logged like `log`.
+    pub fn script_log(&mut self, level: i32, text: &str) -> Result<()> {
+        self.count_output(text.len() as u64, "log output")?;
+        self.log_text(level, text).map_err(|e| self.fail(e))
     }
 
     /// Performs a request `{"op": ..., "args": {...}}` given as JSON bytes

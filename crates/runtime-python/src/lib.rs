@@ -1,0 +1,83 @@
+//! # morph-runtime-python
+//!
+//! Morph's backend for Python extensions (`extension.py`): CPython embedded
+//! through [pyo3](https://pyo3.rs), run in a worker process per extension
+//! (morph-core's [`worker`](morph_core::worker) mechanism). Engine glue
+//! only: manifest, permissions, quotas, envelopes and audit are core's.
+//!
+//! Why a worker: in-process CPython is one interpreter for every extension
+//! (pyo3 has no subinterpreters), cannot be interrupted reliably from
+//! another thread, and its audit hooks are no sandbox on their own. So:
+//!
+//! - `max_execution_ms`: the host kills the worker at the deadline
+//!   (`timeout`); the next execution starts a fresh one.
+//! - `max_memory_mb`: the worker caps its address space at its warm
+//!   baseline + the limit (+ 32 MiB for the engine); Python's
+//!   `MemoryError` (or an allocation failure) is `memory_limit`.
+//! - stack: `sys.setrecursionlimit(1000)`; `RecursionError` is
+//!   `stack_overflow`.
+//! - sandbox: the interpreter starts isolated (no environment, no site or
+//!   user directories); the standard-library modules in
+//!   [`PRELOADED_MODULES`] are imported, then audit hooks refuse file
+//!   access, sockets, processes, `ctypes` and any further import with
+//!   `permission_denied`, and the worker's seccomp filter refuses the same
+//!   at the system-call level.
+//!
+//! Which Python: the build links Debian's `libpython3.11` (`PYO3_PYTHON` is
+//! `/usr/bin/python3.11` in `.cargo/config.toml`), and the binary loads the
+//! same library from the default library path at run time, with its
+//! standard library in `/usr/lib/python3.11`: no rpath, no `PYTHONHOME`,
+//! nothing from the environment.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use morph_core::EngineRuntime;
+//! use morph_core::worker::{WorkerOptions, main_if_worker};
+//! use morph_runtime_python::{PythonEngine, worker_backend};
+//!
+//! fn main() -> morph_core::Result<()> {
+//!     // First thing: a worker process serves its parent here and exits.
+//!     main_if_worker(&[Arc::new(PythonEngine)]);
+//!     let runtime = EngineRuntime::new(worker_backend(WorkerOptions::new()?))?;
+//!     # let _ = runtime;
+//!     Ok(())
+//! }
+//! ```
+#![warn(missing_docs)]
+
+mod engine;
+
+use morph_core::worker::{WorkerBackend, WorkerOptions};
+use morph_core::{Enforcement, EngineLimit, RuntimeInfo, RuntimeKind};
+
+pub use engine::{PRELOADED_MODULES, PythonEngine, RECURSION_LIMIT};
+
+/// The backend name users choose.
+pub const BACKEND_NAME: &str = "python";
+
+/// The Python language version embedded (Debian's libpython3.11).
+pub const PYTHON_VERSION: &str = "3.11";
+
+/// What the Python backend enforces, and how.
+pub fn info() -> RuntimeInfo {
+    RuntimeInfo::script(
+        BACKEND_NAME,
+        "cpython (pyo3 0.30)",
+        PYTHON_VERSION,
+        RuntimeKind::Python,
+        [
+            (EngineLimit::ExecutionTime, Enforcement::Native),
+            (EngineLimit::Memory, Enforcement::Native),
+            (EngineLimit::Stack, Enforcement::Native),
+            (EngineLimit::Fuel, Enforcement::Unsupported),
+        ],
+    )
+}
+
+/// The Python backend: each extension in its own worker process (the
+/// program in `options.command`, which must call
+/// [`main_if_worker`](morph_core::worker::main_if_worker) with a
+/// [`PythonEngine`] first in `main`).
+pub fn worker_backend(options: WorkerOptions) -> WorkerBackend {
+    WorkerBackend::new(RuntimeKind::Python, info(), false, options)
+}

@@ -1,0 +1,300 @@
+"""Morph's host API for Python extensions (docs/scripts.md).
+
+Loaded once per worker process as the module ``morph``, before the sandbox
+closes. ``_host_call`` and ``_log`` are installed by the Rust glue; they
+reach the host's capability layer over the worker's pipe.
+"""
+
+import json as _json
+import sys as _sys
+
+_dumps = _json.dumps
+_loads = _json.loads
+_LEVELS = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "warning": 3, "error": 4}
+
+
+class ExtensionError(Exception):
+    """Raise to end the execution with an ``err`` envelope of your own."""
+
+    def __init__(self, code, message=""):
+        super().__init__(message)
+        self.code = str(code)
+        self.message = str(message)
+
+
+class HostError(Exception):
+    """A host call returned an ``err`` envelope (``code``, ``message``, ``op``)."""
+
+    def __init__(self, op, code, message):
+        super().__init__(f"{op}: {code}: {message}")
+        self.op = op
+        self.code = code
+        self.message = message
+
+
+class SandboxError(PermissionError):
+    """What the sandbox raises for files, sockets, processes and ctypes."""
+
+
+class _Fatal(BaseException):
+    """The host ended the execution (quota, deadline); not for extensions."""
+
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def call_envelope(op, args=None):
+    """Performs a host call and returns its envelope dict, ``{"ok": ...}`` or
+    ``{"err": {"code": ..., "message": ...}}``."""
+    request = _dumps({"op": op, "args": {} if args is None else args})
+    return _loads(_host_call(request))
+
+
+def call(op, args=None):
+    """Performs a host call and returns its ``ok`` value; raises
+    :class:`HostError` for an ``err`` envelope."""
+    envelope = call_envelope(op, args)
+    if "err" in envelope:
+        err = envelope["err"] or {}
+        raise HostError(op, str(err.get("code", "host_error")), str(err.get("message", "")))
+    return envelope.get("ok")
+
+
+def log(message, level="info"):
+    """Logs ``message`` through the host (counted against max_output_bytes)."""
+    _log(_LEVELS.get(str(level).lower(), 2), str(message))
+
+
+class _Namespace:
+    def __init__(self, **functions):
+        self.__dict__.update(functions)
+
+
+http = _Namespace(
+    fetch=lambda url, method="GET", headers=None, body=None: call(
+        "http.fetch",
+        {"method": method, "url": url, "headers": [list(h) for h in (headers or [])], "body": body},
+    )
+)
+vault = _Namespace(
+    get_secret=lambda key: call("vault.get_secret", {"key": key}),
+    set_secret=lambda key, value: call("vault.set_secret", {"key": key, "value": value}),
+)
+events = _Namespace(emit=lambda name, payload=None: call("events.emit", {"name": name, "payload": payload}))
+data = _Namespace(
+    get=lambda key: call("data.get", {"key": key}),
+    set=lambda key, value: call("data.set", {"key": key, "value": value}),
+    delete=lambda key: call("data.delete", {"key": key}),
+    list=lambda prefix="": call("data.list", {"prefix": prefix}),
+)
+fs = _Namespace(
+    read=lambda path: call("fs.read", {"path": path}),
+    write=lambda path, data: call("fs.write", {"path": path, "data": data}),
+    list=lambda path=".": call("fs.list", {"path": path}),
+    delete=lambda path: call("fs.delete", {"path": path}),
+)
+
+
+class _LogStream:
+    """sys.stdout / sys.stderr of a worker: whole lines go to the host log."""
+
+    def __init__(self, level):
+        self._level = level
+        self._buffer = ""
+
+    def write(self, text):
+        self._buffer += str(text)
+        while "\n" in self._buffer:
+            line, self._buffer = self._buffer.split("\n", 1)
+            _log(self._level, line)
+        return len(text)
+
+    def flush(self):
+        if self._buffer:
+            line, self._buffer = self._buffer, ""
+            _log(self._level, line)
+
+    def isatty(self):
+        return False
+
+
+def _describe(module):
+    """describe() as JSON text; anything wrong is the loader's problem."""
+    describe = getattr(module, "describe", None)
+    execute = getattr(module, "execute", None)
+    if not callable(describe):
+        return _error("invalid_module", "the module defines no describe() function")
+    if not callable(execute):
+        return _error("invalid_module", "the module defines no execute() function")
+    try:
+        doc = describe()
+        return _dumps({"value": _dumps(doc, allow_nan=False)})
+    except _Fatal as e:
+        return _error(e.kind, e.message)
+    except BaseException as e:
+        return _error("invalid_module", f"describe() failed: {_name(e)}: {e}")
+
+
+def _run(module, action, params, context):
+    """execute(action, params, context) as a result envelope (JSON text)."""
+    try:
+        result = module.execute(action, _loads(params), _loads(context))
+        envelope = {"ok": result}
+    except ExtensionError as e:
+        envelope = {"err": {"code": e.code, "message": e.message}}
+    except HostError as e:
+        envelope = {"err": {"code": e.code, "message": f"{e.op}: {e.message}"}}
+    except _Fatal as e:
+        return _error(e.kind, e.message)
+    except RecursionError as e:
+        return _error("stack_overflow", f"action `{action}`: {e}")
+    except MemoryError:
+        return _error("memory_limit", f"action `{action}` ran out of memory under max_memory_mb")
+    except PermissionError as e:
+        return _error("permission_denied", f"action `{action}`: {e}")
+    except SystemExit as e:
+        envelope = {"err": {"code": "exit", "message": f"exit status {e.code}"}}
+    except BaseException as e:
+        envelope = {"err": {"code": "uncaught_exception", "message": f"{_name(e)}: {e}"}}
+    for stream in (_stdout, _stderr):
+        stream.flush()
+    try:
+        return _dumps({"value": _dumps(envelope, allow_nan=False)})
+    except (TypeError, ValueError, RecursionError) as e:
+        return _error("abi_violation", f"action `{action}` returned a value that is not JSON: {e}")
+
+
+def _exec_module(code, file):
+    """A fresh module namespace for one execution: module-level state never
+    carries over."""
+    import types
+
+    module = types.ModuleType("extension")
+    module.__file__ = file
+    exec(code, module.__dict__)
+    return module
+
+
+def _load(code, file):
+    """_exec_module, mapped like _run when the module's top level fails."""
+    try:
+        return _exec_module(code, file), None
+    except _Fatal as e:
+        return None, _error(e.kind, e.message)
+    except RecursionError as e:
+        return None, _error("stack_overflow", f"{file}: {e}")
+    except MemoryError:
+        return None, _error("memory_limit", f"{file} ran out of memory under max_memory_mb")
+    except PermissionError as e:
+        return None, _error("permission_denied", f"{file}: {e}")
+    except BaseException as e:
+        return None, _dumps({"value": _dumps({"err": {"code": "uncaught_exception", "message": f"{file}: {_name(e)}: {e}"}})})
+
+
+def _name(e):
+    return type(e).__name__
+
+
+def _error(kind, message):
+    return _dumps({"error": {"kind": kind, "message": message}})
+
+
+# The sandbox: audit hooks refuse what an extension must not do directly.
+# The worker's seccomp filter refuses the same at the system-call level;
+# these give a clear error first.
+_DENIED_PREFIXES = (
+    "open",
+    "os.",
+    "shutil.",
+    "subprocess.",
+    "socket.",
+    "ctypes.",
+    "pty.",
+    "fcntl.",
+    "resource.",
+    "webbrowser.",
+    "urllib.Request",
+    "http.client.",
+    "ftplib.",
+    "smtplib.",
+    "poplib.",
+    "imaplib.",
+    "nntplib.",
+    "telnetlib.",
+    "sqlite3.",
+    "glob.",
+    "tempfile.",
+    "compile_dir",
+)
+_ALLOWED = {"os.putenv", "os.unsetenv"}
+_DENIED_BUILTINS = {"_ctypes", "_socket", "_posixsubprocess", "mmap", "fcntl", "resource", "pwd", "grp", "_signal"}
+
+
+def _audit(event, args):
+    if not _sealed:
+        return
+    if event == "import":
+        # Fired only for modules not loaded yet: after the preload, only
+        # modules compiled into the interpreter come in (anything else means
+        # files to open).
+        import sys
+
+        name = str(args[0]) if args else "?"
+        if name in sys.builtin_module_names and name not in _DENIED_BUILTINS:
+            return
+        raise SandboxError(
+            f"importing `{args[0] if args else '?'}` is not allowed in a Morph extension "
+            "(only the preloaded standard library is available)"
+        )
+    if event.startswith(_DENIED_PREFIXES) and event not in _ALLOWED:
+        raise SandboxError(
+            f"`{event}` is not allowed in a Morph extension: files, sockets and processes "
+            "are reached through morph.fs, morph.http and the other host calls"
+        )
+
+
+_sealed = False
+
+
+def _seal(preload):
+    """Imports the modules extensions may use, then closes the sandbox."""
+    global _sealed, _stdout, _stderr
+    import importlib
+    import sys
+
+    for name in preload:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    _stdout, _stderr = _LogStream(2), _LogStream(3)
+    sys.stdout, sys.stderr = _stdout, _stderr
+    sys.addaudithook(_audit)
+    _sealed = True
+    _state["modules"] = dict(sys.modules)
+    _state["saved"] = {name: dict(module.__dict__) for name, module in sys.modules.items()}
+
+
+_state = {}
+_MISSING = object()
+
+
+def _reset():
+    """Puts every loaded module's namespace back as it was when the worker
+    was sealed (a monkey-patched ``builtins.len`` or ``json.dumps`` does not
+    outlive the execution that patched it)."""
+    modules = _state.get("modules", {})
+    current = _sys.modules
+    for name in [n for n in current if n not in modules]:
+        del current[name]
+    current.update(modules)
+    for name, saved in _state.get("saved", {}).items():
+        namespace = modules[name].__dict__
+        if len(namespace) != len(saved) or any(namespace.get(k, _MISSING) is not v for k, v in saved.items()):
+            namespace.clear()
+            namespace.update(saved)
+
+
+_stdout = _stderr = None

@@ -1,0 +1,231 @@
+//! What the Python backend promises beyond the conformance cases: an
+//! extension that loops forever or allocates without end is stopped with
+//! its kind and the next execution works; one that looks for another
+//! extension's secrets, data or state finds nothing; and the worker starts
+//! from a clean environment.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use morph_core::worker::{WorkerOptions, main_if_worker};
+use morph_core::{
+    BaseMorphRuntime, CapabilityHost, EngineRuntime, ErrorKind, ExecutionContext,
+    ExtensionArtifact, HostPolicy, LoadedExtension,
+};
+use morph_runtime_python::{PythonEngine, worker_backend};
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> Result<ExtensionArtifact, Failed> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    ExtensionArtifact::from_dir(&dir).map_err(|e| Failed::from(e.to_string()))
+}
+
+async fn load(
+    runtime: &EngineRuntime,
+    host: &Arc<CapabilityHost>,
+    name: &str,
+    limits: Option<(u64, u64)>,
+) -> Result<Box<dyn LoadedExtension>, Failed> {
+    let mut artifact = fixture(name)?;
+    if let Some((ms, mb)) = limits {
+        artifact.manifest.resource_limits.max_execution_ms = ms;
+        artifact.manifest.resource_limits.max_memory_mb = mb;
+    }
+    let policy = HostPolicy::grant_requested(&artifact.manifest);
+    runtime
+        .load(&artifact, host.clone(), &policy)
+        .await
+        .map_err(|e| Failed::from(format!("loading {name}: {e}")))
+}
+
+fn block_on<F: std::future::Future<Output = Result<(), Failed>>>(f: F) -> Result<(), Failed> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failed::from(e.to_string()))?
+        .block_on(f)
+}
+
+fn runtime() -> Result<EngineRuntime, Failed> {
+    let options = WorkerOptions::new().map_err(|e| Failed::from(e.to_string()))?;
+    EngineRuntime::new(worker_backend(options)).map_err(|e| Failed::from(e.to_string()))
+}
+
+async fn expect_kind(
+    ext: &dyn LoadedExtension,
+    action: &str,
+    kind: ErrorKind,
+    limit: Duration,
+) -> Result<(), Failed> {
+    let started = Instant::now();
+    let result = ext
+        .execute(action, json!({}), &ExecutionContext::default())
+        .await;
+    let took = started.elapsed();
+    match result {
+        Err(e) if e.kind() == kind => {}
+        other => return Err(format!("{action}: expected {kind}, got {other:?}").into()),
+    }
+    let bound = limit + limit.max(Duration::from_millis(500));
+    if took > bound {
+        return Err(format!("{action} took {took:?}, above {bound:?}").into());
+    }
+    eprintln!("{action}: {kind} after {took:?}");
+    let again = ext
+        .execute("ping", json!({}), &ExecutionContext::default())
+        .await;
+    if again.as_ref().ok() != Some(&json!("pong")) {
+        return Err(format!("after {action}, ping gave {again:?}").into());
+    }
+    Ok(())
+}
+
+fn endless_loop() -> Result<(), Failed> {
+    block_on(async {
+        let runtime = runtime()?;
+        let host = Arc::new(CapabilityHost::in_memory());
+        let ext = load(&runtime, &host, "snoop", Some((300, 64))).await?;
+        expect_kind(
+            ext.as_ref(),
+            "spin",
+            ErrorKind::Timeout,
+            Duration::from_millis(300),
+        )
+        .await
+    })
+}
+
+fn endless_allocation() -> Result<(), Failed> {
+    block_on(async {
+        let runtime = runtime()?;
+        let host = Arc::new(CapabilityHost::in_memory());
+        let ext = load(&runtime, &host, "snoop", Some((10_000, 64))).await?;
+        expect_kind(
+            ext.as_ref(),
+            "hoard",
+            ErrorKind::MemoryLimit,
+            Duration::from_secs(10),
+        )
+        .await
+    })
+}
+
+fn nothing_of_another_extension() -> Result<(), Failed> {
+    block_on(async {
+        let runtime = runtime()?;
+        let host = Arc::new(CapabilityHost::in_memory());
+        let keeper = load(&runtime, &host, "keeper", None).await?;
+        let kept = keeper
+            .execute("keep", json!({}), &ExecutionContext::default())
+            .await
+            .map_err(|e| Failed::from(format!("keep: {e}")))?;
+        if kept != json!({"secret": "keeper-secret-42", "data": "keeper-data-42"}) {
+            return Err(format!("keeper stored {kept}").into());
+        }
+        let snoop = load(&runtime, &host, "snoop", None).await?;
+        let found = snoop
+            .execute("snoop", json!({}), &ExecutionContext::default())
+            .await
+            .map_err(|e| Failed::from(format!("snoop: {e}")))?;
+        eprintln!(
+            "{}",
+            serde_json::to_string_pretty(&found).unwrap_or_default()
+        );
+        let text = found.to_string();
+        if text.contains("keeper-secret")
+            || text.contains("keeper-data")
+            || text.contains("keeper-state")
+        {
+            return Err(format!("the snoop found the keeper's things: {found}").into());
+        }
+        let expect = |field: &str, want: Value| -> Result<(), Failed> {
+            if found[field] != want {
+                return Err(format!("{field}: expected {want}, got {}", found[field]).into());
+            }
+            Ok(())
+        };
+        expect("vault", json!({"found": "None"}))?;
+        expect("data", json!({"found": "None"}))?;
+        expect("environ", json!({"found": "{}"}))?;
+        expect("modules", json!([]))?;
+        expect("memory", json!({"found": "[]"}))?;
+        for denied in [
+            "parent_environ",
+            "parent_memory",
+            "data_dir",
+            "posix_open",
+            "kill_parent",
+        ] {
+            if found[denied]["error"] != json!("SandboxError") {
+                return Err(
+                    format!("{denied}: expected SandboxError, got {}", found[denied]).into(),
+                );
+            }
+        }
+        // The host is still there and the keeper still has its things.
+        let again = keeper
+            .execute("keep", json!({}), &ExecutionContext::default())
+            .await
+            .map_err(|e| Failed::from(format!("keep again: {e}")))?;
+        if again != kept {
+            return Err(format!("keeper after the snoop: {again}").into());
+        }
+        Ok(())
+    })
+}
+
+fn warm_worker_reused_and_replaced() -> Result<(), Failed> {
+    block_on(async {
+        let runtime = runtime()?;
+        let host = Arc::new(CapabilityHost::in_memory());
+        let ext = load(&runtime, &host, "snoop", Some((300, 64))).await?;
+        let pid = || async {
+            ext.execute("pid", json!({}), &ExecutionContext::default())
+                .await
+                .map_err(|e| Failed::from(format!("pid: {e}")))
+        };
+        let first = pid().await?;
+        let second = pid().await?;
+        if first != second {
+            return Err(
+                format!("a new worker for the second execution: {first} then {second}").into(),
+            );
+        }
+        let spin = ext
+            .execute("spin", json!({}), &ExecutionContext::default())
+            .await;
+        if spin.as_ref().err().map(|e| e.kind()) != Some(ErrorKind::Timeout) {
+            return Err(format!("spin: {spin:?}").into());
+        }
+        let third = pid().await?;
+        if third == first {
+            return Err(format!("the killed worker {first} answered again").into());
+        }
+        Ok(())
+    })
+}
+
+fn main() {
+    main_if_worker(&[Arc::new(PythonEngine)]);
+    let args = Arguments::from_args();
+    let trials = vec![
+        Trial::test("python/endless_loop_is_timeout", endless_loop),
+        Trial::test(
+            "python/endless_allocation_is_memory_limit",
+            endless_allocation,
+        ),
+        Trial::test(
+            "python/nothing_of_another_extension",
+            nothing_of_another_extension,
+        ),
+        Trial::test(
+            "python/warm_worker_reused_and_replaced",
+            warm_worker_reused_and_replaced,
+        ),
+    ];
+    libtest_mimic::run(&args, trials).exit();
+}
