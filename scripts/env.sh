@@ -22,10 +22,12 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 # System packages the all-backends build needs: libclang for wasm3x-sys's
-# bindgen (the wasm3 backend). A plain `cargo build` of the default members
-# needs none of them.
+# bindgen (the wasm3 backend); Debian's CPython 3.11 for the python backend
+# (python3.11-dev to build against, libpython3.11 to run: .cargo/config.toml
+# points PYO3_PYTHON at /usr/bin/python3.11). A plain `cargo build` of the
+# default members needs none of them.
 need=()
-for pkg in libclang-dev; do
+for pkg in libclang-dev python3.11-dev libpython3.11; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -17,6 +17,43 @@ pub fn compiled() -> &'static [&'static str] {
         "wasmi",
         #[cfg(feature = "wasm3")]
         "wasm3",
+        #[cfg(feature = "js")]
+        "js",
+        #[cfg(feature = "js")]
+        "js-inprocess",
+        #[cfg(feature = "python")]
+        "python",
+    ]
+}
+
+/// The extension kind backend `name` runs, if it is compiled in.
+pub fn kind_of(name: &str) -> Option<morph_core::RuntimeKind> {
+    use morph_core::RuntimeKind;
+    if !compiled().contains(&name) {
+        return None;
+    }
+    Some(match name {
+        "js" | "js-inprocess" => RuntimeKind::Js,
+        "python" => RuntimeKind::Python,
+        _ => RuntimeKind::Wasm,
+    })
+}
+
+/// The first compiled backend for `kind` (the default choice).
+pub fn default_for(kind: morph_core::RuntimeKind) -> Option<&'static str> {
+    compiled()
+        .iter()
+        .copied()
+        .find(|name| kind_of(name) == Some(kind))
+}
+
+/// The script engines this build can serve in a worker process.
+pub fn script_engines() -> Vec<Arc<dyn morph_core::ScriptEngine>> {
+    vec![
+        #[cfg(feature = "js")]
+        Arc::new(morph_runtime_js::JsEngine),
+        #[cfg(feature = "python")]
+        Arc::new(morph_runtime_python::PythonEngine),
     ]
 }
 
@@ -78,6 +115,18 @@ pub fn create_with_cache(
                 Wasm3Backend::new(Wasm3Options::default()),
             )?))
         }
+        #[cfg(feature = "js")]
+        "js" => Ok(Arc::new(morph_core::EngineRuntime::new(
+            morph_runtime_js::worker_backend(morph_core::worker::WorkerOptions::new()?),
+        )?)),
+        #[cfg(feature = "js")]
+        "js-inprocess" => Ok(Arc::new(morph_core::EngineRuntime::new(
+            morph_runtime_js::in_process_backend(),
+        )?)),
+        #[cfg(feature = "python")]
+        "python" => Ok(Arc::new(morph_core::EngineRuntime::new(
+            morph_runtime_python::worker_backend(morph_core::worker::WorkerOptions::new()?),
+        )?)),
         other => Err(MorphError::not_found(format!(
             "backend `{other}` is not compiled into this build (compiled: {}); enable its Cargo feature",
             if compiled().is_empty() {

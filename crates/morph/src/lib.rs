@@ -1,10 +1,11 @@
 //! # morph
 //!
-//! Run untrusted extensions (WebAssembly today; JavaScript and Python
-//! planned) behind one runtime trait and one capability host. This facade
-//! re-exports [`morph_core`] and the backends compiled in through Cargo
-//! features (`wasmtime`, the default), and offers [`Morph`], a small
-//! top-level handle.
+//! Run untrusted extensions (WebAssembly, JavaScript, Python) behind one
+//! runtime trait and one capability host. This facade re-exports
+//! [`morph_core`] and the backends compiled in through Cargo features
+//! (`wasmtime`, the default; `js` and `python` for scripts), and offers
+//! [`Morph`], a small top-level handle. A program that runs JavaScript or
+//! Python extensions calls [`main_if_worker`] first in `main`.
 //!
 //! ```no_run
 //! # async fn demo() -> morph::Result<()> {
@@ -68,6 +69,16 @@ pub fn persistent_host_builder(
         .http(Arc::new(host::UreqHttp::default()))
         .data(Arc::new(data))
         .audit(Arc::new(audit)))
+}
+
+/// Call first thing in `main` of any program that loads JavaScript or
+/// Python extensions: when this process was started as one of Morph's
+/// worker processes, it serves its parent with the script engines compiled
+/// into this build and exits; otherwise it returns at once. (Workers are
+/// the same program re-executed; see [`morph_core::worker`].)
+pub fn main_if_worker() {
+    #[cfg(target_os = "linux")]
+    morph_core::worker::main_if_worker(&backends::script_engines());
 }
 
 /// The module cache in `data_dir` (`cache/`, with its MAC key).

@@ -10,8 +10,9 @@ use morph::host::{
     EnvVault, FileVault, JsonLinesAudit, MemoryVault, VaultChain, VaultProvider, validate_key,
 };
 use morph::{
-    BaseMorphRuntime, CapabilityHost, ExecutionContext, ExtensionArtifact, ExtensionManager,
-    HostPolicy, MorphError, Result, backends, validate_id,
+    BaseMorphRuntime, CapabilityHost, Enforcement, EngineLimit, ExecutionContext,
+    ExtensionArtifact, ExtensionManager, HostPolicy, MorphError, Result, RuntimeKind, backends,
+    validate_id,
 };
 use morph_conformance::{Matrix, Suite};
 
@@ -177,6 +178,8 @@ enum AuditCommand {
 }
 
 fn main() -> ExitCode {
+    // A worker process (JavaScript, Python) serves its parent and exits here.
+    morph::main_if_worker();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -211,11 +214,14 @@ fn render_message(e: &MorphError) -> String {
     }
 }
 
-fn pick_backend(name: Option<&str>) -> Result<Arc<dyn BaseMorphRuntime>> {
+fn pick_backend(name: Option<&str>, kind: RuntimeKind) -> Result<Arc<dyn BaseMorphRuntime>> {
     let name = match name {
         Some(n) => n,
-        None => backends::compiled().first().copied().ok_or_else(|| {
-            MorphError::unsupported("this build has no backend; enable a Cargo feature")
+        None => backends::default_for(kind).ok_or_else(|| {
+            MorphError::unsupported(format!(
+                "this build has no backend for {kind} extensions (compiled: {}); enable its Cargo feature",
+                backends::compiled().join(", ")
+            ))
         })?,
     };
     let cache = morph::persistent_module_cache(&morph::data_dir())?;
@@ -244,7 +250,7 @@ async fn run(command: Command) -> Result<ExitCode> {
                 None => ExecutionContext::default(),
             };
             let artifact = ExtensionArtifact::from_dir(&dir)?;
-            let runtime = pick_backend(backend.as_deref())?;
+            let runtime = pick_backend(backend.as_deref(), artifact.manifest.runtime)?;
             let policy = HostPolicy::grant_requested(&artifact.manifest);
             let vault = Arc::new(MemoryVault::new());
             for pair in &secrets {
@@ -275,7 +281,7 @@ async fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Describe { dir, backend } => {
             let artifact = ExtensionArtifact::from_dir(&dir)?;
-            let runtime = pick_backend(backend.as_deref())?;
+            let runtime = pick_backend(backend.as_deref(), artifact.manifest.runtime)?;
             let policy = HostPolicy::grant_requested(&artifact.manifest);
             let ext = runtime
                 .load(&artifact, Arc::new(CapabilityHost::in_memory()), &policy)
@@ -435,7 +441,28 @@ async fn run(command: Command) -> Result<ExitCode> {
             };
             let mut runtimes = Vec::new();
             for name in names {
-                runtimes.push((name.to_string(), backends::create(name)?));
+                let runtime = backends::create(name)?;
+                let info = runtime.info();
+                let unenforced: Vec<String> = [
+                    EngineLimit::ExecutionTime,
+                    EngineLimit::Memory,
+                    EngineLimit::Stack,
+                ]
+                .into_iter()
+                .filter(|l| info.enforcement(*l) == Enforcement::Unsupported)
+                .map(|l| l.to_string())
+                .collect();
+                if backend == "all" && !unenforced.is_empty() {
+                    // Conformance runs under Strict limits, where such a
+                    // backend refuses every load: say so instead of a
+                    // column of refusals.
+                    eprintln!(
+                        "morph: `{name}` is not in the matrix: it cannot enforce {} (best effort only)",
+                        unenforced.join(", ")
+                    );
+                    continue;
+                }
+                runtimes.push((name.to_string(), runtime));
             }
             let matrix = Matrix::run(&suite, &runtimes).await;
             if json {

@@ -125,9 +125,15 @@ fn the_issue_tracker_example_gives_the_same_answer_on_every_backend() {
     })
     .expect("loopback server");
     let context = format!(r#"{{"config": {{"api_url": "{}"}}}}"#, server.url);
-    let backends = morph::backends::compiled();
+    // The WebAssembly backends: a JavaScript or Python backend cannot load
+    // this extension (the other languages have their own test below).
+    let backends: Vec<&str> = morph::backends::compiled()
+        .iter()
+        .copied()
+        .filter(|b| morph::backends::kind_of(b) == Some(morph::RuntimeKind::Wasm))
+        .collect();
     let mut answers = Vec::new();
-    for backend in backends {
+    for &backend in &backends {
         let data = tempfile::tempdir().expect("temp dir");
         let o = morph_in(
             data.path(),
@@ -184,6 +190,282 @@ fn the_issue_tracker_example_gives_the_same_answer_on_every_backend() {
     );
     assert_error(&o, "extension_error", "no_token");
     assert_eq!(server.requests(), backends.len());
+}
+
+/// A loopback HTTP server like `morph_conformance::TestServer` (one fixed
+/// answer to every request) that also keeps what it received, so a test
+/// can compare what extensions sent, byte for byte.
+#[cfg(all(feature = "js", feature = "python"))]
+struct RecordingServer {
+    /// `http://127.0.0.1:<port>`.
+    url: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+#[cfg(all(feature = "js", feature = "python"))]
+impl RecordingServer {
+    fn start(status: u16, body: &str) -> RecordingServer {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("loopback server");
+        let port = listener.local_addr().expect("server address").port();
+        let length = body.len();
+        let response = format!(
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
+             content-length: {length}\r\nconnection: close\r\n\r\n{body}"
+        );
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        // Lives as long as the test binary: it only ever blocks in accept.
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let request = read_request(&mut stream);
+                seen.lock().expect("requests").push(request);
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        RecordingServer {
+            url: format!("http://127.0.0.1:{port}"),
+            requests,
+        }
+    }
+
+    /// The requests received since the last call, oldest first.
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.requests.lock().expect("requests"))
+    }
+}
+
+/// One HTTP/1.1 request as text: head and `content-length` bytes of body.
+#[cfg(all(feature = "js", feature = "python"))]
+fn read_request(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length {
+                break;
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&data).into_owned()
+}
+
+/// The same integration written three times (Rust built to wasm,
+/// JavaScript, Python): for the same inputs `morph run` must print the same
+/// bytes, fail with the same error line, send the same requests, make the
+/// same host calls in the same order and store the same data.
+#[cfg(all(feature = "js", feature = "python"))]
+#[test]
+fn the_issue_tracker_is_the_same_in_three_languages() {
+    use morph::host::DataStore;
+
+    let created = RecordingServer::start(201, r#"{"id":42}"#);
+    let string_id = RecordingServer::start(201, r#"{"extra": [1.5e300, true], "id": "A-7"}"#);
+    let object_id =
+        RecordingServer::start(201, r#"{"id": {"n": 42.0, "big": 12345678901234567890}}"#);
+    let failing = RecordingServer::start(500, "oops");
+    let garbled = RecordingServer::start(201, r#"{"id": 42,}"#);
+    let servers = [&created, &string_id, &object_id, &failing, &garbled];
+    // A trailing slash on the API URL, which every version trims.
+    let context =
+        |server: &RecordingServer| format!(r#"{{"config": {{"api_url": "{}/"}}}}"#, server.url);
+    let (to_created, to_string_id) = (context(&created), context(&string_id));
+    let to_object_id = context(&object_id);
+    let (to_failing, to_garbled) = (context(&failing), context(&garbled));
+    let denied = r#"{"config": {"api_url": "http://192.0.2.1"}}"#;
+    let with_body =
+        r#"{"title": "Crash on save", "body": "Steps:\n1. \"Save\"\n\tthen boom ✓ \u0001"}"#;
+    let without_body = r#"{"title": "No body"}"#;
+    let create = |params, context| -> Vec<&str> {
+        let mut args = vec!["create_issue", "--params", params];
+        if let Some(context) = context {
+            args.extend(["--context", context]);
+        }
+        args.extend(["--secret", "token=t0k3n"]);
+        args
+    };
+    let steps: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "create without body",
+            create(without_body, Some(&to_created)),
+        ),
+        ("create with body", create(with_body, Some(&to_created))),
+        (
+            "create, string id",
+            create(without_body, Some(&to_string_id)),
+        ),
+        // Numbers as serde_json keeps them: 42.0 stays a float, and a u64
+        // beyond 2^53 stays exact.
+        (
+            "create, object id",
+            create(without_body, Some(&to_object_id)),
+        ),
+        ("list", vec!["list_issues"]),
+        (
+            "no secret",
+            vec![
+                "create_issue",
+                "--params",
+                without_body,
+                "--context",
+                &to_created,
+            ],
+        ),
+        ("no api_url", create(without_body, None)),
+        ("tracker fails", create(without_body, Some(&to_failing))),
+        ("unreadable answer", create(without_body, Some(&to_garbled))),
+        ("host not allowed", create(without_body, Some(denied))),
+    ];
+
+    let languages = [
+        ("example.issue-tracker", "examples/issue-tracker"),
+        ("example.issue-tracker-js", "examples/issue-tracker-js"),
+        ("example.issue-tracker-py", "examples/issue-tracker-py"),
+    ];
+    let mut transcripts = Vec::new();
+    for (id, dir) in languages {
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut lines = Vec::new();
+        let o = morph_in(data.path(), &["describe", dir]);
+        lines.push(format!("describe: {}", String::from_utf8_lossy(&o.stdout)));
+        for (name, args) in &steps {
+            let mut argv = vec!["run", dir];
+            argv.extend(args);
+            let o = morph_in(data.path(), &argv);
+            let err = stderr(&o);
+            assert!(!err.contains("panicked"), "{dir} {name}: {err}");
+            lines.push(format!("{name}: exit {:?}", o.status.code()));
+            lines.push(format!("  stdout: {}", String::from_utf8_lossy(&o.stdout)));
+            for line in err.lines().filter(|l| l.starts_with("error[")) {
+                lines.push(format!("  stderr: {line}"));
+            }
+            for server in servers {
+                for request in server.take() {
+                    lines.push(format!("  request: {request}"));
+                }
+            }
+        }
+        // The host calls, in order, from the audit log.
+        let o = morph_in(data.path(), &["audit", "tail", "-n", "1000", "--json"]);
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            let r: serde_json::Value = serde_json::from_str(line).expect("an audit line");
+            lines.push(format!(
+                "audit: {} {} allowed={} {} {}",
+                r["action"], r["op"], r["allowed"], r["outcome"], r["reason"]
+            ));
+        }
+        // What the extension stored.
+        let store =
+            morph::host::RedbDataStore::open(&data.path().join("data.redb")).expect("data store");
+        for key in store.list(id, "").expect("keys") {
+            let value = store.get(id, &key).expect("value");
+            lines.push(format!("data: {key} = {}", serde_json::json!(value)));
+        }
+        transcripts.push(lines);
+    }
+
+    // The Rust original does what its source says (so three identical
+    // failures cannot pass for agreement)...
+    let rust = transcripts[0].join("\n");
+    let shown = |v: serde_json::Value| {
+        let text = serde_json::to_string_pretty(&v).expect("JSON");
+        format!("  stdout: {text}\n")
+    };
+    let failed = |message: &str| format!("  stderr: error[extension_error]: {message}");
+    let issue_with_body =
+        r#"{"body":"Steps:\n1. \"Save\"\n\tthen boom ✓ \u0001","title":"Crash on save"}"#;
+    let issue_without_body = r#"{"body":null,"title":"No body"}"#;
+    for expected in [
+        shown(serde_json::json!({"id": 42, "url": format!("{}/issues/42", created.url)})),
+        shown(serde_json::json!({"id": "A-7", "url": format!("{}/issues/\"A-7\"", string_id.url)})),
+        shown(serde_json::json!({
+            "id": {"big": 12345678901234567890u64, "n": 42.0},
+            "url": format!("{}/issues/{{\"big\":12345678901234567890,\"n\":42.0}}", object_id.url),
+        })),
+        shown(serde_json::json!([
+            "issue/\"A-7\"",
+            "issue/42",
+            "issue/{\"big\":12345678901234567890,\"n\":42.0}",
+        ])),
+        "describe: {\n  \"actions\": [".into(),
+        failed("(no_token) the vault has no secret `token`"),
+        failed("(no_api_url) config.api_url is not set"),
+        failed("(tracker_error) the tracker answered 500"),
+        failed("(tracker_error) unreadable answer: trailing comma at line 1 column 11"),
+        failed("(permission_denied) http.fetch: "),
+        "authorization: Bearer t0k3n".into(),
+        format!("\r\n\r\n{issue_with_body}"),
+        format!("\r\n\r\n{issue_without_body}"),
+        format!("data: issue/42 = {issue_with_body}"),
+        format!("data: issue/\"A-7\" = {issue_without_body}"),
+    ] {
+        assert!(
+            rust.contains(&expected),
+            "the Rust version lacks `{expected}`:\n{rust}"
+        );
+    }
+    // ...and the JavaScript and Python versions do exactly the same.
+    for (i, (_, dir)) in languages.iter().enumerate().skip(1) {
+        let (rust, other) = (&transcripts[0], &transcripts[i]);
+        let len = rust.len().max(other.len());
+        if let Some(k) = (0..len).find(|&k| rust.get(k) != other.get(k)) {
+            panic!(
+                "{dir} differs from examples/issue-tracker:\n  rust: {:?}\n  {dir}: {:?}\n\n{}",
+                rust.get(k),
+                other.get(k),
+                other.join("\n")
+            );
+        }
+    }
+}
+
+/// A real npm library (marked) bundled into one script runs on Boa.
+#[cfg(feature = "js")]
+#[test]
+fn a_bundled_npm_library_renders_markdown() {
+    let render = |markdown: &str| {
+        let params = serde_json::json!({ "markdown": markdown }).to_string();
+        let o = morph(&["run", "examples/markdown-js", "render", "--params", &params]);
+        assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+        v["html"].as_str().expect("html").to_string()
+    };
+    let o = morph(&[
+        "run",
+        "examples/markdown-js",
+        "render",
+        "--params",
+        r##"{"markdown":"# Hi\n\n*there*"}"##,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert_eq!(
+        v,
+        serde_json::json!({"html": "<h1>Hi</h1>\n<p><em>there</em></p>\n"})
+    );
+    // GitHub-flavoured parts (tables, strikethrough, autolinks) and the
+    // Unicode-aware emphasis rules go through marked's regular expressions.
+    assert_eq!(
+        render("| a | b |\n|---|---|\n| 1 | **2** |\n\n~~gone~~ _ça_ & https://example.com"),
+        concat!(
+            "<table>\n<thead>\n<tr>\n<th>a</th>\n<th>b</th>\n</tr>\n</thead>\n",
+            "<tbody><tr>\n<td>1</td>\n<td><strong>2</strong></td>\n</tr>\n</tbody></table>\n",
+            "<p><del>gone</del> <em>ça</em> &amp; ",
+            "<a href=\"https://example.com\">https://example.com</a></p>\n",
+        )
+    );
 }
 
 /// The cache entries (`cache/<engine>/<module>.bin`) under `data`.
