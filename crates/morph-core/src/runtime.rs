@@ -54,7 +54,8 @@ impl RuntimeInfo {
         }
     }
 
-    /// The info of a script backend running `kind` extensions.
+    /// The info of a script backend running `kind` extensions (an
+    /// interpreter; `limits` as for [`RuntimeInfo::wasm`]).
     pub fn script(
         name: &str,
         engine: &str,
@@ -63,12 +64,8 @@ impl RuntimeInfo {
         limits: [(EngineLimit, Enforcement); 4],
     ) -> Self {
         RuntimeInfo {
-            name: name.into(),
-            engine: engine.into(),
-            engine_version: engine_version.into(),
             kinds: vec![kind],
-            execution: "interpreter".into(),
-            limits: BTreeMap::from(limits),
+            ..RuntimeInfo::wasm(name, engine, engine_version, "interpreter", limits)
         }
     }
 

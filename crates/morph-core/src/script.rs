@@ -124,6 +124,11 @@ pub trait ScriptInstance {
     /// `stack_overflow`, `memory_limit` and `abi_violation` (a result that
     /// is not JSON) are errors.
     fn run(&mut self, call: ScriptCall<'_>) -> Result<Vec<u8>>;
+
+    /// Called by a worker between calls, after the answer is sent: build
+    /// what the next call needs fresh (a new realm), so it is off the next
+    /// call's path. Must not run extension code. Default: nothing.
+    fn prepare_next(&mut self) {}
 }
 
 /// Runs a [`ScriptEngine`] in the host process. Limits are what the engine

@@ -157,6 +157,15 @@ impl ScriptInstance for JsScript {
         boa_gc::force_collect();
         result
     }
+
+    /// In a worker, between calls: the next realm (prelude evaluated,
+    /// script parsed, none of the extension's code run) is built while
+    /// nobody waits for it.
+    fn prepare_next(&mut self) {
+        if self.ready.is_none() {
+            self.ready = Fresh::new(&self.file, &self.source, &self.limits).ok();
+        }
+    }
 }
 
 /// Evaluates `script` in slices of [`BUDGET`], checking the deadline

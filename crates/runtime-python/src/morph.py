@@ -285,6 +285,9 @@ def _reset():
     """Puts every loaded module's namespace back as it was when the worker
     was sealed (a monkey-patched ``builtins.len`` or ``json.dumps`` does not
     outlive the execution that patched it)."""
+    for stream in (_stdout, _stderr):
+        if stream is not None:
+            stream._buffer = ""
     modules = _state.get("modules", {})
     current = _sys.modules
     for name in [n for n in current if n not in modules]:

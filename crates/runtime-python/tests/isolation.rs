@@ -209,6 +209,33 @@ fn warm_worker_reused_and_replaced() -> Result<(), Failed> {
     })
 }
 
+fn a_worker_that_hangs_up_is_reported_not_waited_for() -> Result<(), Failed> {
+    block_on(async {
+        let runtime = runtime()?;
+        let host = Arc::new(CapabilityHost::in_memory());
+        // A long limit: the host must notice the closed pipes, not the deadline.
+        let ext = load(&runtime, &host, "snoop", Some((60_000, 64))).await?;
+        let started = Instant::now();
+        let result = ext
+            .execute("hangup", json!({}), &ExecutionContext::default())
+            .await;
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err(format!("hangup took {:?}", started.elapsed()).into());
+        }
+        match result {
+            Err(e) if e.kind() == ErrorKind::Trap => {}
+            other => return Err(format!("hangup: expected trap, got {other:?}").into()),
+        }
+        let again = ext
+            .execute("ping", json!({}), &ExecutionContext::default())
+            .await;
+        if again.as_ref().ok() != Some(&json!("pong")) {
+            return Err(format!("after hangup, ping gave {again:?}").into());
+        }
+        Ok(())
+    })
+}
+
 fn main() {
     main_if_worker(&[Arc::new(PythonEngine)]);
     let args = Arguments::from_args();
@@ -225,6 +252,10 @@ fn main() {
         Trial::test(
             "python/warm_worker_reused_and_replaced",
             warm_worker_reused_and_replaced,
+        ),
+        Trial::test(
+            "python/a_worker_that_hangs_up_is_reported_not_waited_for",
+            a_worker_that_hangs_up_is_reported_not_waited_for,
         ),
     ];
     libtest_mimic::run(&args, trials).exit();

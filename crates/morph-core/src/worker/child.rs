@@ -47,6 +47,10 @@ pub fn main_if_worker(engines: &[Arc<dyn ScriptEngine>]) {
         return;
     }
     IS_WORKER.store(true, Ordering::Relaxed);
+    close_inherited_descriptors();
+    // SAFETY: prctl with constant arguments. The worker dies with its
+    // parent; a parent already gone is noticed by the closed pipe.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     // SAFETY: called first thing in `main` (the documented contract),
     // before this program starts any other thread; the extension then sees
     // an empty environment.
@@ -70,6 +74,22 @@ pub fn main_if_worker(engines: &[Arc<dyn ScriptEngine>]) {
         Err(e) => {
             eprintln!("morph worker: {e}");
             std::process::exit(70)
+        }
+    }
+}
+
+/// Closes every descriptor above stderr: the host program may have opened
+/// files or sockets without close-on-exec, and none of them is the
+/// extension's business.
+fn close_inherited_descriptors() {
+    // SAFETY: close_range on descriptors this process owns; nothing in
+    // this process uses them (main_if_worker runs first thing in main).
+    let closed = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if closed != 0 {
+        // Kernels before 5.9: close them one by one.
+        for fd in 3..4096 {
+            // SAFETY: as above.
+            unsafe { libc::close(fd) };
         }
     }
 }
@@ -207,7 +227,9 @@ fn serve(engines: &[Arc<dyn ScriptEngine>]) -> std::result::Result<(), String> {
         engine.warm_up()?;
         let baseline = status.read("VmSize:").unwrap_or(0);
         if baseline > 0 {
-            let cap = baseline + limits.max_memory_bytes() + ENGINE_HEADROOM;
+            let cap = baseline
+                .saturating_add(limits.max_memory_bytes())
+                .saturating_add(ENGINE_HEADROOM);
             sandbox::cap_address_space(cap).map_err(|e| {
                 MorphError::host_error(format!("cannot cap the worker's address space: {e}"))
             })?;
@@ -216,12 +238,12 @@ fn serve(engines: &[Arc<dyn ScriptEngine>]) -> std::result::Result<(), String> {
                 "cannot read the worker's address-space size (/proc/self/status)",
             ));
         }
-        if let Err(e) = sandbox::lock_down() {
-            // The kernel has no seccomp: say so; the language's own checks
-            // and the address-space cap still apply.
-            eprintln!("morph worker: seccomp filter not installed: {e}");
-            tracing::warn!("seccomp filter not installed: {e}");
-        }
+        // No extension code runs without the filter.
+        sandbox::lock_down().map_err(|e| {
+            MorphError::host_error(format!(
+                "cannot install the worker's seccomp filter (does this kernel have seccomp?): {e}"
+            ))
+        })?;
         engine.load(&file, &source, &limits)
     })();
     let baseline_rss = status.read("VmRSS:").unwrap_or(0);
@@ -244,10 +266,19 @@ fn serve(engines: &[Arc<dyn ScriptEngine>]) -> std::result::Result<(), String> {
 
     loop {
         let message = lock().receive().map_err(pipe_error)?;
-        let (call, remaining_ms) = match message {
+        let (call, remaining_ms, seq) = match message {
             None => return Ok(()),
-            Some(ToWorker::Run { call, remaining_ms }) => (call, remaining_ms),
-            Some(_) => return Err("unexpected message from the parent".into()),
+            Some(ToWorker::Run {
+                call,
+                remaining_ms,
+                seq,
+            }) => (call, remaining_ms, seq),
+            Some(ToWorker::Load { .. }) => {
+                return Err("a second `load` from the parent".into());
+            }
+            Some(ToWorker::HostResponse { .. }) => {
+                return Err("a host-call response from the parent between calls".into());
+            }
         };
         let host: SharedHost = Arc::new(Mutex::new(PipeHost(channel.clone())));
         let result = instance
@@ -280,7 +311,9 @@ fn serve(engines: &[Arc<dyn ScriptEngine>]) -> std::result::Result<(), String> {
             .send(&FromWorker::Done {
                 result,
                 memory_bytes,
+                seq,
             })
             .map_err(pipe_error)?;
+        instance.prepare_next();
     }
 }

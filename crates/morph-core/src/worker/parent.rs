@@ -2,6 +2,7 @@
 //! processes, one warm pool per loaded extension.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::io::{self, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
@@ -188,16 +189,23 @@ impl WorkerPool {
     /// A warm worker, or a new one. Starting one is the host's work, not
     /// the guest's: the execution's deadline moves by the time it took.
     fn acquire(&self, deadline: &crate::deadline::Deadline) -> Result<Worker> {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match idle {
-            Some(worker) => Ok(worker),
-            None => {
-                let started = Instant::now();
-                let worker = Worker::start(&self.spec)?;
-                deadline.extend(started.elapsed());
-                Ok(worker)
+        loop {
+            let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            // A worker that died while idle, or sent anything between
+            // calls (a forged answer for the next call), is dropped.
+            match idle {
+                Some(mut worker) => {
+                    if worker.healthy() {
+                        return Ok(worker);
+                    }
+                }
+                None => break,
             }
         }
+        let started = Instant::now();
+        let worker = Worker::start(&self.spec)?;
+        deadline.extend(started.elapsed());
+        Ok(worker)
     }
 
     fn release(idle: &Mutex<Vec<Worker>>, worker: Worker) {
@@ -256,10 +264,14 @@ type Frame = io::Result<Vec<u8>>;
 /// One worker process.
 struct Worker {
     child: Child,
-    stdin: ChildStdin,
+    /// Frames for the worker, written by a thread of their own so the host
+    /// never blocks on a worker that stops reading.
+    to_worker: Option<crossbeam_channel::Sender<Vec<u8>>>,
     frames: Receiver<Frame>,
     stderr: Arc<Mutex<Vec<u8>>>,
     stderr_reader: Option<JoinHandle<()>>,
+    /// The number of the last `Run` (from a random start).
+    seq: u64,
 }
 
 struct Outcome {
@@ -306,6 +318,23 @@ impl Worker {
             let _ = child.wait();
             return Err(MorphError::io_error("worker pipes missing"));
         };
+        let mut guard = KillOnDrop(Some(child));
+        let (to_worker, inbox) = crossbeam_channel::unbounded::<Vec<u8>>();
+        let mut stdin: ChildStdin = stdin;
+        std::thread::Builder::new()
+            .name("morph-worker-in".into())
+            .spawn(move || {
+                for frame in inbox {
+                    if stdin
+                        .write_all(&frame)
+                        .and_then(|()| stdin.flush())
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| MorphError::io_error(format!("worker writer thread: {e}")))?;
         let (tx, frames) = bounded::<Frame>(8);
         let max = spec.max_frame();
         let mut stdout = stdout;
@@ -349,12 +378,18 @@ impl Worker {
                 })
                 .map_err(|e| MorphError::io_error(format!("worker stderr thread: {e}")))?
         };
+        let Some(child) = guard.0.take() else {
+            return Err(MorphError::io_error("worker process lost while starting"));
+        };
         let mut worker = Worker {
             child,
-            stdin,
+            to_worker: Some(to_worker),
             frames,
             stderr: tail,
             stderr_reader: Some(stderr_reader),
+            // Unpredictable, so extension code cannot forge the answer to a
+            // call it has not seen.
+            seq: getrandom::u64().unwrap_or(0) >> 1,
         };
         worker.handshake(spec)?;
         Ok(worker)
@@ -412,16 +447,33 @@ impl Worker {
     }
 
     fn send(&mut self, message: &ToWorker) -> Result<()> {
-        write_frame(&mut self.stdin, message)
-            .map_err(|e| MorphError::host_error(format!("writing to the worker: {e}")))
+        let mut frame = Vec::new();
+        write_frame(&mut frame, message)
+            .map_err(|e| MorphError::host_error(format!("encoding a worker message: {e}")))?;
+        self.to_worker
+            .as_ref()
+            .and_then(|tx| tx.send(frame).ok())
+            .ok_or_else(|| MorphError::host_error("the worker's input is closed"))
+    }
+
+    /// Alive, and nothing unread from it.
+    fn healthy(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None)) && self.frames.is_empty()
     }
 
     /// Runs one guest call, relaying host calls and logs to `session`.
     fn run(&mut self, session: &mut Session, call: GuestCall<'_>, grace: Duration) -> Outcome {
         let deadline = session.deadline().clone();
+        // Only this call's stderr decides how a death is reported.
+        self.stderr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.seq = self.seq.wrapping_add(1);
         let run = ToWorker::Run {
             call: WireCall::from_call(call),
             remaining_ms: deadline.remaining().as_millis() as u64,
+            seq: self.seq,
         };
         if let Err(e) = self.send(&run) {
             return Outcome::lost(Err(self.death(session, e)));
@@ -480,13 +532,27 @@ impl Worker {
                         return Outcome::lost(Err(fatal));
                     }
                 }
+                FromWorker::Done { seq, .. } if seq != self.seq => {
+                    self.kill();
+                    return Outcome::lost(Err(MorphError::abi_violation(format!(
+                        "the worker answered call {seq} during call {}",
+                        self.seq
+                    ))));
+                }
                 FromWorker::Done {
                     result,
                     memory_bytes,
+                    ..
                 } => {
                     session.note_memory(memory_bytes);
+                    let result = if deadline.expired() {
+                        // Finished in the grace period: still past the limit.
+                        Err(session.timeout_error())
+                    } else {
+                        result.map(String::into_bytes).map_err(|e| e.into_error())
+                    };
                     return Outcome {
-                        result: result.map(String::into_bytes).map_err(|e| e.into_error()),
+                        result,
                         reusable: true,
                     };
                 }
@@ -503,7 +569,18 @@ impl Worker {
     /// Why the worker went away: out of memory, past its deadline, or a
     /// crash.
     fn death(&mut self, session: &Session, cause: MorphError) -> MorphError {
-        let status = self.reap();
+        // It may only have closed its pipes and still be running: make sure
+        // it is gone before waiting for it.
+        let status = match self.child.try_wait() {
+            Ok(Some(status)) => {
+                self.reap();
+                Some(status)
+            }
+            _ => {
+                self.kill();
+                None
+            }
+        };
         let tail = self.stderr_text();
         let limits = session.limits();
         if tail.contains("memory allocation of") || tail.contains("MemoryError") {
@@ -531,6 +608,8 @@ impl Worker {
 
     fn kill(&mut self) {
         let _ = self.child.kill();
+        // Ends the writer thread once it is not blocked on the pipe.
+        self.to_worker = None;
         self.reap();
     }
 
@@ -563,6 +642,18 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Kills and reaps a child that never became a [`Worker`].
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

@@ -37,6 +37,8 @@ pub enum ToWorker {
         call: WireCall,
         /// Milliseconds until the deadline.
         remaining_ms: u64,
+        /// Numbers the call; `Done` carries it back.
+        seq: u64,
     },
     /// The answer to the worker's `HostCall`.
     HostResponse {
@@ -77,6 +79,8 @@ pub enum FromWorker {
         result: Result<String, WireError>,
         /// Resident memory of the worker above its baseline, in bytes.
         memory_bytes: u64,
+        /// The `seq` of the `Run` it answers.
+        seq: u64,
     },
 }
 

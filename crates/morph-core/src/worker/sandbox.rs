@@ -1,9 +1,11 @@
 //! What a worker process closes around itself once its engine is warm:
 //! an address-space cap (`RLIMIT_AS`, for `max_memory_mb`) and a seccomp
 //! filter that refuses, with `EACCES`, every system call that opens or
-//! changes a file, opens a socket, starts a program or a process, signals
-//! another process, or changes limits. Reads and writes on the pipes the
-//! worker already holds, memory, clocks, randomness and threads keep
+//! changes a file, opens a socket, starts a program, a process or a thread,
+//! signals another process, touches another process's scheduling or
+//! memory, creates shared IPC objects, or changes limits. Reads and writes
+//! on the descriptors the worker already holds (its pipes: every other
+//! descriptor is closed at start), memory, clocks and randomness keep
 //! working; everything else reaches the world only through host calls.
 //!
 //! Not guaranteed: file *metadata* (`stat` of a path) is not filtered, and
@@ -36,10 +38,22 @@ const DENIED: &[i64] = &[
     libc::SYS_fchmodat,
     libc::SYS_fchownat,
     libc::SYS_utimensat,
+    libc::SYS_fchmodat2,
+    libc::SYS_setxattr,
+    libc::SYS_lsetxattr,
+    libc::SYS_removexattr,
+    libc::SYS_lremovexattr,
     libc::SYS_chroot,
     libc::SYS_mount,
     libc::SYS_umount2,
     libc::SYS_pivot_root,
+    libc::SYS_open_tree,
+    libc::SYS_move_mount,
+    libc::SYS_fsopen,
+    libc::SYS_fsconfig,
+    libc::SYS_fsmount,
+    libc::SYS_fspick,
+    libc::SYS_mount_setattr,
     // network
     libc::SYS_socket,
     libc::SYS_socketpair,
@@ -48,7 +62,9 @@ const DENIED: &[i64] = &[
     libc::SYS_listen,
     libc::SYS_accept,
     libc::SYS_accept4,
-    // programs and processes
+    // programs, processes and threads (neither engine needs a thread
+    // once warm; a thread could keep running between executions)
+    libc::SYS_clone,
     libc::SYS_execve,
     libc::SYS_execveat,
     libc::SYS_ptrace,
@@ -60,6 +76,20 @@ const DENIED: &[i64] = &[
     libc::SYS_tkill,
     libc::SYS_setns,
     libc::SYS_unshare,
+    libc::SYS_kcmp,
+    // other processes' scheduling and memory, shared IPC objects
+    libc::SYS_setpriority,
+    libc::SYS_sched_setaffinity,
+    libc::SYS_sched_setattr,
+    libc::SYS_sched_setscheduler,
+    libc::SYS_sched_setparam,
+    libc::SYS_ioprio_set,
+    libc::SYS_migrate_pages,
+    libc::SYS_move_pages,
+    libc::SYS_shmget,
+    libc::SYS_msgget,
+    libc::SYS_semget,
+    libc::SYS_mq_open,
     // limits and the kernel
     libc::SYS_setrlimit,
     libc::SYS_prlimit64,
@@ -93,6 +123,7 @@ const DENIED_X86_64: &[i64] = &[
     libc::SYS_lchown,
     libc::SYS_utime,
     libc::SYS_utimes,
+    libc::SYS_futimesat,
     libc::SYS_fork,
     libc::SYS_vfork,
 ];
@@ -144,6 +175,52 @@ fn install(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> io::Result<()>
     seccompiler::apply_filter_all_threads(&program).map_err(io::Error::other)
 }
 
+/// The x32 ABI reaches the same system calls with bit 30 set in their
+/// numbers, which the rules above do not match: refuse every such call.
+#[cfg(target_arch = "x86_64")]
+fn deny_x32() -> io::Result<()> {
+    use seccompiler::sock_filter;
+    const X32_BIT: u32 = 0x4000_0000;
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    let stmt = |code: u32, k: u32| sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |code: u32, k: u32, jt: u8, jf: u8| sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let program: BpfProgram = vec![
+        // arch != x86_64: kill (the main filter does the same).
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 4),
+        jump(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            AUDIT_ARCH_X86_64,
+            1,
+            0,
+        ),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_KILL_PROCESS),
+        // nr & X32_BIT: EACCES; else allow.
+        stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+        jump(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, X32_BIT, 0, 1),
+        stmt(
+            libc::BPF_RET | libc::BPF_K,
+            libc::SECCOMP_RET_ERRNO | libc::EACCES as u32,
+        ),
+        stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+    ];
+    seccompiler::apply_filter_all_threads(&program).map_err(io::Error::other)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn deny_x32() -> io::Result<()> {
+    Ok(())
+}
+
 /// Installs the filter on every thread of the process.
 pub fn lock_down() -> io::Result<()> {
     let pid = u64::from(std::process::id());
@@ -152,22 +229,17 @@ pub fn lock_down() -> io::Result<()> {
         .chain(DENIED_X86_64)
         .map(|&nr| (nr, Vec::new()))
         .collect();
-    // New processes: `clone` without CLONE_THREAD (threads stay allowed).
-    let thread = libc::CLONE_THREAD as u64;
-    rules.insert(
-        libc::SYS_clone,
-        vec![rule(vec![arg(0, SeccompCmpOp::MaskedEq(thread), 0)?])?],
-    );
     // Signals to anyone but itself (its own `abort` uses tgkill on itself).
-    rules.insert(
+    for nr in [
         libc::SYS_kill,
-        vec![rule(vec![arg(0, SeccompCmpOp::Ne, pid)?])?],
-    );
-    rules.insert(
         libc::SYS_tgkill,
-        vec![rule(vec![arg(0, SeccompCmpOp::Ne, pid)?])?],
-    );
+        libc::SYS_rt_sigqueueinfo,
+        libc::SYS_rt_tgsigqueueinfo,
+    ] {
+        rules.insert(nr, vec![rule(vec![arg(0, SeccompCmpOp::Ne, pid)?])?]);
+    }
     install(rules, libc::EACCES)?;
+    deny_x32()?;
     // clone3 carries its flags in memory a filter cannot read: refuse it
     // with ENOSYS so the C library falls back to `clone` (checked above).
     install(
