@@ -691,3 +691,25 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The Python backend embeds Debian's libpython3.11 and finds it, and its
+/// standard library, with nothing from the environment: `morph` started
+/// with an empty environment (no PATH, HOME, PYTHONHOME, LD_LIBRARY_PATH)
+/// runs a Python extension and a JavaScript one.
+#[cfg(all(feature = "js", feature = "python"))]
+#[test]
+fn script_extensions_run_from_an_empty_environment() {
+    let data = tempfile::tempdir().expect("temp dir");
+    for dir in ["examples/hello-py", "examples/hello-js"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_morph"))
+            .args(["run", dir, "secret", "--secret", "greeting=from env -i"])
+            .env_clear()
+            .env("MORPH_DATA_DIR", data.path())
+            .current_dir(repo())
+            .output()
+            .expect("morph binary runs");
+        assert!(o.status.success(), "{dir}: {}", stderr(&o));
+        let out: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+        assert_eq!(out, serde_json::json!({"ok": "from env -i"}), "{dir}");
+    }
+}
