@@ -2,17 +2,28 @@
 //! raw engine APIs doing the same ABI steps by hand.
 //!
 //! - `compile_cold`: load of the kernels extension (validation, compile).
+//!   For `js` and `python`: load of `benches/kernels-js` / `kernels-py`,
+//!   which starts the extension's first worker process (the bench binary
+//!   re-executed, the engine warmed, the script loaded, `describe()` run);
+//!   dropping it kills and reaps the worker, inside the timing as the
+//!   other backends' unload is.
 //! - `load_cached`: the same load from a warm `ModuleCache` (the engines
-//!   that serialize: wasmtime, wasmtime-pulley, wasmer).
+//!   that serialize: wasmtime, wasmtime-pulley, wasmer; scripts have no
+//!   compiled-module cache).
 //! - `instantiate`: a fresh instance of the kernels module, raw engine API
 //!   (wasmtime and Pulley with the pooling allocator and epochs; wasm3
 //!   includes creating its engine and parsing, which it needs per store).
+//!   Not for scripts: there is no raw instance, every execution runs in a
+//!   warm worker.
 //! - `noop_execute`: Morph `execute` of the minimal fixture's no-op action
-//!   (fresh instance, every layer, the thread hop).
+//!   (fresh instance, every layer, the thread hop); for scripts the
+//!   fixture's JavaScript / Python twin on a warm worker (fresh realm or
+//!   module namespace, the script run again, a round trip to the worker).
 //! - `host_call_small` / `host_call_64k`: one `data.set` host-call round
 //!   trip with a 16-byte / 64 KiB value: an execute making 100 calls minus
 //!   one making none, divided by 100 (so the execute itself drops out; the
-//!   guest building and serialising the value stays in).
+//!   guest building and serialising the value stays in). For scripts every
+//!   call crosses the worker's pipe both ways.
 //! - `layers`: raw engine, Morph's engine glue alone, Morph inline (no
 //!   hop), Morph on the pool, and the hop alone, on wasmtime and wasmer.
 //!
@@ -21,13 +32,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{
-    BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
-};
+use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
 mod common;
 
 use common::raw::{self, CONTEXT};
-use common::{BACKENDS, artifact, backend, fixture, kernels_dir, load, pooled, tokio};
+use common::{
+    BACKENDS, SCRIPT_BACKENDS, artifact, backend, fixture, kernels_dir, kernels_dir_for, load,
+    minimal_for, pooled, tokio,
+};
 use morph_core::host::{CallState, ExtensionScope};
 use morph_core::wasm::WasmModule;
 use morph_core::{
@@ -45,14 +57,20 @@ fn slow_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTi
     group
 }
 
+/// Every backend: wasm, then scripts.
+fn all_backends() -> impl Iterator<Item = &'static str> {
+    BACKENDS.iter().chain(SCRIPT_BACKENDS).copied()
+}
+
 fn loads(c: &mut Criterion) {
     let rt = tokio();
     let kernels = artifact(&kernels_dir());
     let executor = Executor::shared().expect("executor");
     let mut group = slow_group(c, "compile_cold");
-    for name in BACKENDS {
+    for name in all_backends() {
         let runtime = backend(name, executor.clone(), None);
-        group.bench_function(*name, |b| b.iter(|| load(&rt, &runtime, &kernels)));
+        let extension = artifact(&kernels_dir_for(name));
+        group.bench_function(name, |b| b.iter(|| load(&rt, &runtime, &extension)));
     }
     group.finish();
 
@@ -97,13 +115,11 @@ fn instantiate(c: &mut Criterion) {
 
 fn calls(c: &mut Criterion) {
     let rt = tokio();
-    let minimal = artifact(&fixture("minimal"));
-    let kernels = artifact(&kernels_dir());
     let ctx = ExecutionContext::default();
     let mut group = c.benchmark_group("noop_execute");
-    for name in BACKENDS {
-        let ext = load(&rt, &pooled(name), &minimal);
-        group.bench_function(*name, |b| {
+    for name in all_backends() {
+        let ext = load(&rt, &pooled(name), &minimal_for(name));
+        group.bench_function(name, |b| {
             b.iter(|| {
                 rt.block_on(ext.execute("run", json!({}), &ctx))
                     .expect("run")
@@ -116,8 +132,8 @@ fn calls(c: &mut Criterion) {
     for (group_name, bytes) in [("host_call_small", 16), ("host_call_64k", 64 << 10)] {
         let mut group = c.benchmark_group(group_name);
         group.sample_size(20);
-        for name in BACKENDS {
-            let ext = load(&rt, &pooled(name), &kernels);
+        for name in all_backends() {
+            let ext = load(&rt, &pooled(name), &artifact(&kernels_dir_for(name)));
             let timed = |count: u64, iters: u64| {
                 let params = json!({"count": count, "bytes": bytes});
                 let started = Instant::now();
@@ -127,7 +143,7 @@ fn calls(c: &mut Criterion) {
                 }
                 started.elapsed()
             };
-            group.bench_function(*name, |b| {
+            group.bench_function(name, |b| {
                 b.iter_custom(|iters| {
                     timed(CALLS, iters).saturating_sub(timed(0, iters)) / CALLS as u32
                 })
@@ -217,5 +233,12 @@ fn layers(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, layers, calls, instantiate, loads);
-criterion_main!(benches);
+fn main() {
+    common::main_if_worker();
+    let mut criterion = Criterion::default().configure_from_args();
+    layers(&mut criterion);
+    calls(&mut criterion);
+    instantiate(&mut criterion);
+    loads(&mut criterion);
+    criterion.final_summary();
+}

@@ -2,6 +2,10 @@
 //! module): the backends under test, the fixtures, and the raw engine code
 //! the baselines and the memory measurement use. Kept out of a library so
 //! the report command (`src/bin/morph-bench`) does not link the engines.
+//!
+//! JavaScript and Python run in worker processes, and a worker is the bench
+//! binary itself re-executed: every bench's `main` calls
+//! [`main_if_worker`] first.
 #![allow(dead_code)]
 
 pub mod raw;
@@ -9,13 +13,29 @@ pub mod raw;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use morph_core::worker::WorkerOptions;
 use morph_core::{
     BaseMorphRuntime, CapabilityHost, EngineRuntime, Executor, ExtensionArtifact, HostPolicy,
-    LoadedExtension, ModuleCache,
+    LoadedExtension, ModuleCache, RuntimeKind, ScriptEngine,
 };
 
-/// The backends every benchmark compares, in report order.
+/// The wasm backends every benchmark compares, in report order.
 pub const BACKENDS: &[&str] = &["wasmtime", "wasmtime-pulley", "wasmer", "wasmi", "wasm3"];
+
+/// The script backends (each extension in a warm worker process), in
+/// report order after [`BACKENDS`].
+pub const SCRIPT_BACKENDS: &[&str] = &["js", "python"];
+
+/// Serves as a JavaScript or Python worker and exits when this process was
+/// started as one (the worker backends re-execute the bench binary);
+/// returns at once otherwise. Call first thing in `main`.
+pub fn main_if_worker() {
+    let engines: [Arc<dyn ScriptEngine>; 2] = [
+        Arc::new(morph_runtime_js::JsEngine),
+        Arc::new(morph_runtime_python::PythonEngine),
+    ];
+    morph_core::worker::main_if_worker(&engines);
+}
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -25,6 +45,38 @@ pub fn repo() -> PathBuf {
 /// The benchmark kernels extension (`benches/kernels-wasm`).
 pub fn kernels_dir() -> PathBuf {
     repo().join("benches/kernels-wasm")
+}
+
+/// The kernels extension a backend runs: `benches/kernels-js` for `js`,
+/// `benches/kernels-py` for `python`, the wasm one otherwise.
+pub fn kernels_dir_for(backend: &str) -> PathBuf {
+    match backend {
+        "js" => repo().join("benches/kernels-js"),
+        "python" => repo().join("benches/kernels-py"),
+        _ => kernels_dir(),
+    }
+}
+
+/// The minimal conformance fixture for `backend`: its wasm original, or its
+/// JavaScript / Python twin (`extension.js`, `extension.py` beside it).
+pub fn minimal_for(backend: &str) -> ExtensionArtifact {
+    let dir = fixture("minimal");
+    let kind = match backend {
+        "js" => RuntimeKind::Js,
+        "python" => RuntimeKind::Python,
+        _ => return artifact(&dir),
+    };
+    let mut manifest = ExtensionArtifact::from_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .manifest;
+    manifest.runtime = kind;
+    manifest.entry = None;
+    let entry_path = dir.join(manifest.entry_file());
+    let entry = std::fs::read(&entry_path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", entry_path.display()));
+    let mut artifact = ExtensionArtifact::from_parts(manifest, entry);
+    artifact.dir = Some(dir);
+    artifact
 }
 
 /// A conformance fixture directory.
@@ -87,8 +139,21 @@ pub fn backend(
             morph_runtime_wasm3::Wasm3Backend::new(Default::default()),
             executor,
         )),
+        "js" => Arc::new(EngineRuntime::with_executor(
+            morph_runtime_js::worker_backend(worker_options()),
+            executor,
+        )),
+        "python" => Arc::new(EngineRuntime::with_executor(
+            morph_runtime_python::worker_backend(worker_options()),
+            executor,
+        )),
         other => panic!("unknown backend {other}"),
     }
+}
+
+/// Worker processes running this bench binary (see [`main_if_worker`]).
+fn worker_options() -> WorkerOptions {
+    WorkerOptions::new().expect("worker options")
 }
 
 /// Backend `name` on the shared execution pool, no cache.
@@ -113,4 +178,42 @@ pub fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let resident: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(resident * 4096)
+}
+
+/// The ids of this process's live child processes (Linux: every
+/// `/proc/<pid>/stat` whose parent id is ours). In the benches these are
+/// the script workers.
+pub fn child_pids() -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| parent_of(&stat))
+                == Some(me)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// The parent id in the text of `/proc/<pid>/stat`: the second field after
+/// the command name (which is in parentheses and may hold spaces).
+fn parent_of(stat: &str) -> Option<u32> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A `<field>:   <n> kB` line of a `/proc/<pid>` file, in bytes.
+pub fn proc_kib_field(pid: u32, file: &str, field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(field)?.strip_prefix(':')?;
+        let kib: u64 = value.trim().strip_suffix("kB")?.trim().parse().ok()?;
+        Some(kib * 1024)
+    })
 }

@@ -1,5 +1,7 @@
 //! The chart of the report: kernels' time relative to native, as grouped
 //! bars (one group per kernel, one bar per backend) on a logarithmic axis.
+//! The script backends' bars compare with native code at the script sizes
+//! (their legend says so), the others at the full sizes.
 //!
 //! Drawn with plotters' SVG backend only (no `ttf` feature, so no
 //! font-kit/freetype/fontconfig system libraries): without it plotters
@@ -9,10 +11,10 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::results::{BACKENDS, KERNELS, Measurements, NATIVE};
+use crate::results::{ALL_BACKENDS, KERNELS, Measurements, NATIVE, is_script};
 
 /// Width and height of the chart in pixels.
-const SIZE: (u32, u32) = (800, 400);
+const SIZE: (u32, u32) = (900, 420);
 
 /// What the chart shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,25 +26,31 @@ pub struct RatioChart {
 }
 
 impl RatioChart {
-    /// Kernel ratios to native: only kernels with a native time and at
-    /// least one backend, and only backends with at least one ratio.
+    /// Kernel ratios to native (each backend at the size it ran at): only
+    /// kernels with a native time and at least one backend, and only
+    /// backends with at least one ratio.
     pub fn kernels_vs_native(results: &Measurements) -> Self {
         let kernels: Vec<&str> = KERNELS
             .into_iter()
             .filter(|k| {
-                BACKENDS
+                ALL_BACKENDS
                     .iter()
-                    .any(|b| results.ratio(k, b, NATIVE).is_some())
+                    .any(|b| results.kernel_ratio(k, b, NATIVE).is_some())
             })
             .collect();
-        let series = BACKENDS
+        let series = ALL_BACKENDS
             .iter()
             .map(|b| {
                 let ratios: Vec<Option<f64>> = kernels
                     .iter()
-                    .map(|k| results.ratio(k, b, NATIVE))
+                    .map(|k| results.kernel_ratio(k, b, NATIVE))
                     .collect();
-                ((*b).to_owned(), ratios)
+                let label = if is_script(b) {
+                    format!("{b} (script n)")
+                } else {
+                    (*b).to_owned()
+                };
+                (label, ratios)
             })
             .filter(|(_, ratios)| ratios.iter().any(Option::is_some))
             .collect();
@@ -111,7 +119,7 @@ pub fn svg(chart: &RatioChart) -> anyhow::Result<String> {
 }
 
 /// Width of the legend column right of the plot, in pixels.
-const LEGEND_WIDTH: u32 = 150;
+const LEGEND_WIDTH: u32 = 170;
 
 /// Draws `chart` into `out`: title on top, the plot on the left, the
 /// legend in its own column on the right (never over a bar).
@@ -212,6 +220,8 @@ mod tests {
         m.insert("kernel_sha256", "wasmi", 50.0); // no native: dropped
         m.insert("kernel_loop", NATIVE, 10.0);
         m.insert("kernel_loop", "wasmtime", 15.0);
+        m.insert("script_kernel_loop", NATIVE, 2.0);
+        m.insert("script_kernel_loop", "python", 400.0);
         let chart = RatioChart::kernels_vs_native(&m);
         assert_eq!(chart.groups, ["fib", "loop"]);
         assert_eq!(
@@ -219,9 +229,10 @@ mod tests {
             vec![
                 ("wasmtime".to_owned(), vec![None, Some(1.5)]),
                 ("wasmi".to_owned(), vec![Some(30.0), None]),
+                ("python (script n)".to_owned(), vec![None, Some(200.0)]),
             ]
         );
-        assert_eq!(chart.bounds(), (1.0, 30.0));
+        assert_eq!(chart.bounds(), (1.0, 200.0));
     }
 
     #[test]

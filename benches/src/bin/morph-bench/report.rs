@@ -9,8 +9,9 @@ use anyhow::{Context, Result};
 
 use crate::info::RunInfo;
 use crate::results::{
-    BACKENDS, KERNELS, LAYERS, LAYERS_GROUP, Measurements, Memory, NATIVE, OPERATIONS, WASMTIME,
-    geometric_mean,
+    ALL_BACKENDS, BACKENDS, KERNELS, LAYERS, LAYERS_GROUP, Measurements, Memory, NATIVE,
+    OPERATIONS, SCRIPT_GROUP_FUNCTIONS, WASMTIME, geometric_mean, is_script, kernel_name,
+    kernel_size, not_applicable, script_group,
 };
 
 /// The line that starts the hand-written part of the report; it and
@@ -19,6 +20,10 @@ pub const NOTES_MARKER: &str = "<!-- notes -->";
 
 /// What a table cell shows for a benchmark that was not measured.
 const MISSING: &str = "—";
+
+/// What a table cell shows for an operation that has no meaning on a
+/// backend (see [`not_applicable`]).
+const NOT_APPLICABLE: &str = "n/a";
 
 /// Everything the report is made from.
 pub struct Inputs<'a> {
@@ -42,23 +47,50 @@ pub fn render(inputs: &Inputs<'_>) -> String {
 
     md.push_str("\n## Kernels\n\n");
     md.push_str(
-        "Median time of one kernel call: native Rust, and the same kernel compiled to wasm \
-         and run on each backend.\n\n",
+        "Median time of one kernel call. Native Rust and the same Rust compiled to wasm (on \
+         every wasm backend) run at the full sizes. The JavaScript (`benches/kernels-js`, \
+         on Boa) and Python (`benches/kernels-py`, on CPython) versions, the same kernels \
+         written in the language itself, run at the smaller script sizes \
+         (`morph_kernels::SCRIPT_KERNELS`), with native code and wasmtime at those same \
+         sizes beside them. Every result is checked against native's before timing.\n\n\
+         Full sizes (`morph_kernels::KERNELS`):\n\n",
     );
     md.push_str(&kernel_times(results));
+    md.push_str("\nScript sizes:\n\n");
+    md.push_str(&script_kernel_times(results));
     md.push_str("\n### Kernels, ratio to native\n\n");
     md.push_str(
-        "Backend time / native time (native = 1.0; bigger is slower). The last row is the \
-         geometric mean over the kernels.\n\n",
+        "Backend time / native time at the same size (native = 1.0; bigger is slower): the \
+         js and python columns against native code at the script sizes, every other column \
+         at the full sizes. The last row is the geometric mean over the kernels.\n\n",
     );
     md.push_str(&kernel_ratios(results, NATIVE));
     md.push_str("\n### Kernels, ratio to wasmtime\n\n");
-    md.push_str("Time / wasmtime's time (wasmtime = 1.0; bigger is slower).\n\n");
+    md.push_str(
+        "Time / wasmtime's time at the same size (wasmtime = 1.0; bigger is slower): js and \
+         python against wasmtime at the script sizes, the others at the full sizes.\n\n",
+    );
     md.push_str(&kernel_ratios(results, WASMTIME));
+    md.push_str("\n### Script sizes, ratio to native\n\n");
+    md.push_str(
+        "The script-size runs alone (native = 1.0): wasmtime's column shows how far the \
+         smaller sizes move a wasm ratio.\n\n",
+    );
+    md.push_str(&script_kernel_ratios(results));
 
     md.push_str("\n## Per-call operations\n\n");
     md.push_str("Median time of one operation on each backend.\n\n");
     md.push_str(&operation_times(results));
+    md.push_str(
+        "\nFor js and python: `compile_cold` is the load of the kernels extension including \
+         the start of its first worker process (the host program re-executed, the engine \
+         warmed, the script loaded and `describe()` run) and, when it is dropped, the \
+         worker's kill; `noop_execute` runs the minimal fixture's JavaScript / Python twin \
+         on a warm worker; every host call crosses the worker's pipe both ways. \
+         `load_cached` and `instantiate` have no meaning for them (no compiled-module \
+         cache; no raw instance, every execution runs in the warm worker): n/a. The layer \
+         breakdown below is wasm only.\n",
+    );
     md.push_str("\n### Per-call operations, ratio to wasmtime\n\n");
     md.push_str(&operation_ratios(results));
 
@@ -146,35 +178,90 @@ fn how(info: &RunInfo, engines: &[(String, Vec<String>)]) -> String {
     s
 }
 
-/// Table 1: kernels × (native + backends), absolute times.
+/// A kernel's size parameter as the report shows it: `25` (fib), `1 MiB`
+/// (sha256, json, memcpy: bytes), `10M steps` (loop).
+pub fn format_size(kernel: &str, n: u64) -> String {
+    match kernel_name(kernel) {
+        "sha256" | "json" | "memcpy" => match n {
+            n if n > 0 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+            n if n > 0 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+            n => format!("{n} B"),
+        },
+        "loop" => match n {
+            n if n > 0 && n % 1_000_000 == 0 => format!("{}M steps", n / 1_000_000),
+            n if n > 0 && n % 1_000 == 0 => format!("{}k steps", n / 1_000),
+            n => format!("{n} steps"),
+        },
+        _ => n.to_string(),
+    }
+}
+
+/// The size cell of kernel group `kernel` (full or script size).
+fn size_cell(kernel: &str, script: bool) -> String {
+    kernel_size(kernel, script).map_or_else(missing, |n| format_size(kernel, n))
+}
+
+/// Table 1: kernels × (native + wasm backends) at the full sizes, absolute
+/// times.
 fn kernel_times(results: &Measurements) -> String {
-    let columns: Vec<&str> = std::iter::once(NATIVE).chain(BACKENDS).collect();
+    let columns: Vec<&str> = ["n", NATIVE].into_iter().chain(BACKENDS).collect();
     let rows: Vec<Vec<String>> = KERNELS
         .iter()
         .map(|kernel| {
-            let mut row = vec![kernel_label(kernel).to_owned()];
+            let mut row = vec![kernel_name(kernel).to_owned(), size_cell(kernel, false)];
             row.extend(
-                columns
+                columns[1..]
                     .iter()
                     .map(|f| results.get(kernel, f).map_or_else(missing, format_time)),
             );
             row
         })
         .collect();
-    table_or_note("kernel", &columns, rows)
+    table_or_note("kernel", &columns, rows, 2)
+}
+
+/// Table 1b: kernels × (native, wasmtime, scripts) at the script sizes,
+/// absolute times.
+fn script_kernel_times(results: &Measurements) -> String {
+    let columns: Vec<&str> = std::iter::once("n").chain(SCRIPT_GROUP_FUNCTIONS).collect();
+    let rows: Vec<Vec<String>> = KERNELS
+        .iter()
+        .map(|kernel| {
+            let group = script_group(kernel);
+            let mut row = vec![kernel_name(kernel).to_owned(), size_cell(kernel, true)];
+            row.extend(
+                SCRIPT_GROUP_FUNCTIONS
+                    .iter()
+                    .map(|f| results.get(&group, f).map_or_else(missing, format_time)),
+            );
+            row
+        })
+        .collect();
+    table_or_note("kernel", &columns, rows, 2)
+}
+
+/// The header of a kernel-ratio column: scripts say they ran at the
+/// script sizes.
+fn ratio_column(backend: &str) -> String {
+    if is_script(backend) {
+        format!("{backend} (script n)")
+    } else {
+        backend.to_owned()
+    }
 }
 
 /// Tables 2 and 3: kernels as ratios to `reference` (`native` or
-/// `wasmtime`), with a geometric-mean row ("x.x× slower").
+/// `wasmtime`) at the size each backend ran at, with a geometric-mean row
+/// ("x.x× slower").
 fn kernel_ratios(results: &Measurements, reference: &str) -> String {
-    let columns: Vec<&str> = std::iter::once(NATIVE).chain(BACKENDS).collect();
+    let columns: Vec<&str> = std::iter::once(NATIVE).chain(ALL_BACKENDS).collect();
     let mut rows: Vec<Vec<String>> = KERNELS
         .iter()
         .map(|kernel| {
-            let mut row = vec![kernel_label(kernel).to_owned()];
+            let mut row = vec![kernel_name(kernel).to_owned()];
             row.extend(columns.iter().map(|f| {
                 results
-                    .ratio(kernel, f, reference)
+                    .kernel_ratio(kernel, f, reference)
                     .map_or_else(missing, format_ratio)
             }));
             row
@@ -187,12 +274,62 @@ fn kernel_ratios(results: &Measurements, reference: &str) -> String {
     mean.extend(columns.iter().map(|f| {
         let ratios: Vec<f64> = KERNELS
             .iter()
-            .filter_map(|kernel| results.ratio(kernel, f, reference))
+            .filter_map(|kernel| results.kernel_ratio(kernel, f, reference))
             .collect();
         geometric_mean(&ratios).map_or_else(missing, slower_or_faster)
     }));
     rows.push(mean);
-    table("kernel", &columns, &rows)
+    let headers: Vec<String> = columns.iter().map(|c| ratio_column(c)).collect();
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    table("kernel", &headers, &rows)
+}
+
+/// Table 3b: the script-size groups as ratios to native there, with a
+/// geometric-mean row.
+fn script_kernel_ratios(results: &Measurements) -> String {
+    let columns = SCRIPT_GROUP_FUNCTIONS;
+    let mut rows: Vec<Vec<String>> = KERNELS
+        .iter()
+        .map(|kernel| {
+            let group = script_group(kernel);
+            let mut row = vec![kernel_name(kernel).to_owned(), size_cell(kernel, true)];
+            row.extend(columns.iter().map(|f| {
+                results
+                    .ratio(&group, f, NATIVE)
+                    .map_or_else(missing, format_ratio)
+            }));
+            row
+        })
+        .collect();
+    if rows.iter().all(|row| row[2..].iter().all(|c| c == MISSING)) {
+        return no_results();
+    }
+    let mut mean = vec!["**geometric mean**".to_owned(), String::new()];
+    mean.extend(columns.iter().map(|f| {
+        let ratios: Vec<f64> = KERNELS
+            .iter()
+            .filter_map(|kernel| results.ratio(&script_group(kernel), f, NATIVE))
+            .collect();
+        geometric_mean(&ratios).map_or_else(missing, slower_or_faster)
+    }));
+    rows.push(mean);
+    let headers: Vec<&str> = std::iter::once("n").chain(columns).collect();
+    table("kernel", &headers, &rows)
+}
+
+/// An operation's cell on `backend`: [`NOT_APPLICABLE`] where it has no
+/// meaning, else `value` formatted, else [`MISSING`].
+fn operation_cell(
+    op: &str,
+    backend: &str,
+    value: Option<f64>,
+    format: fn(f64) -> String,
+) -> String {
+    if not_applicable(op, backend) {
+        NOT_APPLICABLE.to_owned()
+    } else {
+        value.map_or_else(missing, format)
+    }
 }
 
 /// Table 4: operations × backends, absolute times.
@@ -202,14 +339,14 @@ fn operation_times(results: &Measurements) -> String {
         .map(|op| {
             let mut row = vec![format!("`{op}`")];
             row.extend(
-                BACKENDS
+                ALL_BACKENDS
                     .iter()
-                    .map(|b| results.get(op, b).map_or_else(missing, format_time)),
+                    .map(|b| operation_cell(op, b, results.get(op, b), format_time)),
             );
             row
         })
         .collect();
-    table_or_note("operation", &BACKENDS, rows)
+    table_or_note("operation", &ALL_BACKENDS, rows, 1)
 }
 
 /// Table 4b: operations × backends, ratio to wasmtime.
@@ -218,15 +355,15 @@ fn operation_ratios(results: &Measurements) -> String {
         .iter()
         .map(|op| {
             let mut row = vec![format!("`{op}`")];
-            row.extend(BACKENDS.iter().map(|b| {
-                results
-                    .ratio(op, b, WASMTIME)
-                    .map_or_else(missing, format_ratio)
-            }));
+            row.extend(
+                ALL_BACKENDS
+                    .iter()
+                    .map(|b| operation_cell(op, b, results.ratio(op, b, WASMTIME), format_ratio)),
+            );
             row
         })
         .collect();
-    table_or_note("operation", &BACKENDS, rows)
+    table_or_note("operation", &ALL_BACKENDS, rows, 1)
 }
 
 /// Table 5: the layer breakdown, then the derived differences.
@@ -317,33 +454,50 @@ fn memory(memory: Option<&Memory>) -> String {
     let Some(memory) = memory.filter(|m| !m.rows.is_empty()) else {
         return no_results();
     };
-    let n = memory.instances.map_or_else(missing, |n| n.to_string());
     let rows: Vec<Vec<String>> = memory
         .rows
         .iter()
         .map(|row| {
+            let n = row.instances.or(memory.instances);
+            let per_worker = |total: Option<f64>| Some(total? / n? as f64);
+            let workers = match (
+                per_worker(row.worker_rss_bytes),
+                per_worker(row.worker_pss_bytes),
+            ) {
+                (Some(rss), Some(pss)) => format!("{} / {}", format_bytes(rss), format_bytes(pss)),
+                (Some(rss), None) => format!("{} / {MISSING}", format_bytes(rss)),
+                _ => missing(),
+            };
             vec![
                 row.backend.clone(),
                 row.per_instance_bytes.map_or_else(missing, format_bytes),
                 row.rss_delta_bytes.map_or_else(missing, format_bytes),
-                n.clone(),
+                n.map_or_else(missing, |n| n.to_string()),
+                workers,
             ]
         })
         .collect();
     let mut out = String::from(
-        "Growth of the resident set with N instances alive at once, divided by N.\n\n",
+        "Growth of the resident set with N instances alive at once, divided by N. For the \
+         wasm backends an instance is a fresh instance of the kernels module before any \
+         guest code runs. For js and python a live extension is a loaded kernels extension \
+         with its one warm worker process (engine warm, script loaded, `describe()` run): \
+         the host's growth plus each worker's whole resident set (`VmRSS`). The last \
+         column gives one worker's RSS and its PSS (`Pss` of `smaps_rollup`: pages shared \
+         between processes, such as the program's code and libpython, divided among \
+         them), which is closer to what one more worker costs the machine.\n\n",
     );
     out.push_str(&table(
         "backend",
-        &["per live instance", "RSS growth, all N", "N"],
+        &[
+            "per live instance",
+            "RSS growth, all N",
+            "N",
+            "one worker: RSS / PSS",
+        ],
         &rows,
     ));
     out
-}
-
-/// Short row label of a kernel group (`kernel_fib` → `fib`).
-fn kernel_label(group: &str) -> &str {
-    group.strip_prefix("kernel_").unwrap_or(group)
 }
 
 /// [`MISSING`] as an owned cell.
@@ -356,9 +510,11 @@ fn no_results() -> String {
     "No results yet (run `cargo xtask bench`).\n".to_owned()
 }
 
-/// A table, or [`no_results`] when every value cell is [`MISSING`].
-fn table_or_note(first: &str, columns: &[&str], rows: Vec<Vec<String>>) -> String {
-    if rows.iter().all(|row| row[1..].iter().all(|c| c == MISSING)) {
+/// A table, or [`no_results`] when every value cell (from cell `skip` of
+/// each row on) is [`MISSING`] or [`NOT_APPLICABLE`].
+fn table_or_note(first: &str, columns: &[&str], rows: Vec<Vec<String>>, skip: usize) -> String {
+    let empty = |c: &String| c == MISSING || c == NOT_APPLICABLE;
+    if rows.iter().all(|row| row.iter().skip(skip).all(empty)) {
         no_results()
     } else {
         table(first, columns, &rows)
@@ -651,17 +807,68 @@ mod tests {
         });
         for needle in [
             "# Benchmarks\n",
-            "| fib | 1.00 µs | 1.50 µs | — | — | — | — |",
-            "| `noop_execute` | 14.0 µs | — | — | 7.00 µs | — |",
-            "| `noop_execute` | 1.00 | — | — | 0.50 | — |",
+            "| fib | 25 | 1.00 µs | 1.50 µs | — | — | — | — |",
+            "| `noop_execute` | 14.0 µs | — | — | 7.00 µs | — | — | — |",
+            "| `noop_execute` | 1.00 | — | — | 0.50 | — | — | — |",
             "| raw wasmtime: InstancePre, same ABI steps by hand, default allocator (`raw_wasmtime`) | 11.6 µs | 1.00 |",
-            "| wasmtime | 10.2 KiB | 1.00 MiB | 100 |",
+            "| wasmtime | 10.2 KiB | 1.00 MiB | 100 | — |",
             "![ratio to native](benchmarks-ratios.svg)",
         ] {
             assert!(md.contains(needle), "no {needle} in\n{md}");
         }
         assert!(!md.contains("Derived costs"), "{md}");
         Ok(())
+    }
+
+    #[test]
+    fn scripts_have_their_own_sizes_and_references() -> Result<()> {
+        let mut m = Measurements::default();
+        m.insert("kernel_fib", NATIVE, 1_000.0);
+        m.insert("kernel_fib", WASMTIME, 2_000.0);
+        m.insert("script_kernel_fib", NATIVE, 100.0);
+        m.insert("script_kernel_fib", WASMTIME, 250.0);
+        m.insert("script_kernel_fib", "js", 50_000.0);
+        m.insert("script_kernel_fib", "python", 10_000.0);
+        m.insert("instantiate", WASMTIME, 5_000.0);
+        m.insert("compile_cold", "python", 9e7);
+        let memory = Memory::parse(
+            r#"{"instances": 100, "backends": {"python": {"instances": 10,
+                "rss_delta_bytes": 104857600, "per_instance_bytes": 10485760,
+                "worker_rss_bytes": 94371840, "worker_pss_bytes": 31457280}}}"#,
+        )?;
+        let md = render(&Inputs {
+            info: &info(Some(false), &[]),
+            engines: &[],
+            results: &m,
+            memory: Some(&memory),
+            chart_file: "c.svg",
+        });
+        let script_n = size_cell("kernel_fib", true);
+        for needle in [
+            format!("| fib | {script_n} | 100 ns | 250 ns | 50.0 µs | 10.0 µs |"),
+            "| kernel | native | wasmtime | wasmtime-pulley | wasmer | wasmi | wasm3 | js (script n) | python (script n) |".to_owned(),
+            "| fib | 1.00 | 2.00 | — | — | — | — | 500.00 | 100.00 |".to_owned(),
+            "| fib | 0.50 | 1.00 | — | — | — | — | 200.00 | 40.00 |".to_owned(),
+            format!("| fib | {script_n} | 1.00 | 2.50 | 500.00 | 100.00 |"),
+            "| `compile_cold` | — | — | — | — | — | — | 90.0 ms |".to_owned(),
+            "| `instantiate` | 5.00 µs | — | — | — | — | n/a | n/a |".to_owned(),
+            "| `instantiate` | 1.00 | — | — | — | — | n/a | n/a |".to_owned(),
+            "| python | 10.0 MiB | 100 MiB | 10 | 9.00 MiB / 3.00 MiB |".to_owned(),
+        ] {
+            assert!(md.contains(&needle), "no {needle} in\n{md}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn sizes_read_as_their_units() {
+        assert_eq!(format_size("kernel_fib", 25), "25");
+        assert_eq!(format_size("kernel_sha256", 1 << 20), "1 MiB");
+        assert_eq!(format_size("kernel_json", 100 << 10), "100 KiB");
+        assert_eq!(format_size("kernel_memcpy", 1000), "1000 B");
+        assert_eq!(format_size("kernel_loop", 10_000_000), "10M steps");
+        assert_eq!(format_size("kernel_loop", 200_000), "200k steps");
+        assert_eq!(format_size("kernel_loop", 1234), "1234 steps");
     }
 
     #[test]
@@ -672,10 +879,16 @@ mod tests {
             m.insert(kernel, "wasmi", wasmi);
         }
         let t = kernel_ratios(&m, NATIVE);
-        assert!(t.contains("| fib | 1.00 | — | — | — | 2.00 | — |"), "{t}");
-        assert!(t.contains("| loop | 1.00 | — | — | — | 8.00 | — |"), "{t}");
         assert!(
-            t.contains("| **geometric mean** | same | — | — | — | 4.0× slower | — |"),
+            t.contains("| fib | 1.00 | — | — | — | 2.00 | — | — | — |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| loop | 1.00 | — | — | — | 8.00 | — | — | — |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| **geometric mean** | same | — | — | — | 4.0× slower | — | — | — |"),
             "{t}"
         );
         assert_eq!(

@@ -21,10 +21,27 @@ pub const NATIVE: &str = "native";
 /// The reference backend of the "vs wasmtime" ratios.
 pub const WASMTIME: &str = "wasmtime";
 
-/// Wasm backends in display order (the columns of every backend table).
+/// Wasm backends in display order (the first columns of every backend
+/// table).
 pub const BACKENDS: [&str; 5] = ["wasmtime", "wasmtime-pulley", "wasmer", "wasmi", "wasm3"];
 
-/// Kernel groups in display order.
+/// Script backends in display order, after the wasm ones. Their kernels
+/// run at the script sizes, in the [`script_group`] of each kernel.
+pub const SCRIPT_BACKENDS: [&str; 2] = ["js", "python"];
+
+/// Every backend in display order: [`BACKENDS`], then [`SCRIPT_BACKENDS`].
+pub const ALL_BACKENDS: [&str; 7] = [
+    "wasmtime",
+    "wasmtime-pulley",
+    "wasmer",
+    "wasmi",
+    "wasm3",
+    "js",
+    "python",
+];
+
+/// Kernel groups at the full sizes (`morph_kernels::KERNELS`: native and
+/// the wasm backends), in display order.
 pub const KERNELS: [&str; 5] = [
     "kernel_fib",
     "kernel_sha256",
@@ -32,6 +49,49 @@ pub const KERNELS: [&str; 5] = [
     "kernel_loop",
     "kernel_memcpy",
 ];
+
+/// Functions of the script-size groups: the scripts, with native code and
+/// wasmtime at the same sizes as references.
+pub const SCRIPT_GROUP_FUNCTIONS: [&str; 4] = [NATIVE, WASMTIME, "js", "python"];
+
+/// The group of kernel group `kernel` (`kernel_fib`) at the script sizes
+/// (`morph_kernels::SCRIPT_KERNELS`): `script_kernel_fib`.
+pub fn script_group(kernel: &str) -> String {
+    format!("script_{kernel}")
+}
+
+/// Whether `backend` is a script backend (its kernels run at the script
+/// sizes).
+pub fn is_script(backend: &str) -> bool {
+    SCRIPT_BACKENDS.contains(&backend)
+}
+
+/// The group in which `backend` ran kernel group `kernel`: the script-size
+/// group for scripts, `kernel` itself for native code and wasm.
+pub fn kernel_group_for(kernel: &str, backend: &str) -> String {
+    if is_script(backend) {
+        script_group(kernel)
+    } else {
+        kernel.to_owned()
+    }
+}
+
+/// The kernel name of a kernel group (`kernel_fib` → `fib`).
+pub fn kernel_name(group: &str) -> &str {
+    group.strip_prefix("kernel_").unwrap_or(group)
+}
+
+/// The size parameter kernel group `kernel` ran at: the full size, or the
+/// script size when `script` (from `morph_kernels`).
+pub fn kernel_size(kernel: &str, script: bool) -> Option<u64> {
+    let sizes = if script {
+        morph_kernels::SCRIPT_KERNELS
+    } else {
+        morph_kernels::KERNELS
+    };
+    let name = kernel_name(kernel);
+    sizes.iter().find(|(k, _)| *k == name).map(|(_, n)| *n)
+}
 
 /// Per-call operation groups in display order.
 pub const OPERATIONS: [&str; 6] = [
@@ -42,6 +102,13 @@ pub const OPERATIONS: [&str; 6] = [
     "host_call_64k",
     "instantiate",
 ];
+
+/// Whether operation `op` has no meaning for `backend`: scripts have no
+/// compiled-module cache (`load_cached`) and no raw instance
+/// (`instantiate`; every execution runs in a warm worker).
+pub fn not_applicable(op: &str, backend: &str) -> bool {
+    is_script(backend) && matches!(op, "load_cached" | "instantiate")
+}
 
 /// The criterion group of the layer-by-layer breakdown.
 pub const LAYERS_GROUP: &str = "layers";
@@ -100,7 +167,7 @@ impl Measurements {
         let mut medians = BTreeMap::new();
         for (group, function) in known_benchmarks() {
             let path = criterion_dir
-                .join(group)
+                .join(&group)
                 .join(function)
                 .join(run)
                 .join("estimates.json");
@@ -113,7 +180,7 @@ impl Measurements {
             };
             let median = parse_median(&text)
                 .with_context(|| format!("reading the median of {}", path.display()))?;
-            medians.insert((group.to_owned(), function.to_owned()), median);
+            medians.insert((group, function.to_owned()), median);
         }
         Ok(Self { medians })
     }
@@ -135,6 +202,14 @@ impl Measurements {
     /// `group/function` divided by `group/reference`, if both were measured.
     pub fn ratio(&self, group: &str, function: &str, reference: &str) -> Option<f64> {
         ratio(self.get(group, function)?, self.get(group, reference)?)
+    }
+
+    /// Kernel group `kernel`'s time on `backend` divided by `reference`'s,
+    /// both in the group `backend` ran in ([`kernel_group_for`]): scripts
+    /// against native code or wasmtime at the script sizes, everything
+    /// else at the full sizes.
+    pub fn kernel_ratio(&self, kernel: &str, backend: &str, reference: &str) -> Option<f64> {
+        self.ratio(&kernel_group_for(kernel, backend), backend, reference)
     }
 
     /// Whether no benchmark result was found at all.
@@ -171,9 +246,16 @@ impl Measurements {
             for backend in BACKENDS {
                 add(kernel, backend, WASMTIME);
             }
+            let script = script_group(kernel);
+            for function in [WASMTIME].into_iter().chain(SCRIPT_BACKENDS) {
+                add(&script, function, NATIVE);
+            }
+            for backend in SCRIPT_BACKENDS {
+                add(&script, backend, WASMTIME);
+            }
         }
         for op in OPERATIONS {
-            for backend in BACKENDS {
+            for backend in ALL_BACKENDS {
                 add(op, backend, WASMTIME);
             }
         }
@@ -187,19 +269,26 @@ impl Measurements {
 }
 
 /// Every `(group, function)` pair this command knows about.
-fn known_benchmarks() -> impl Iterator<Item = (&'static str, &'static str)> {
+fn known_benchmarks() -> impl Iterator<Item = (String, &'static str)> {
     let kernels = KERNELS.into_iter().flat_map(|group| {
         std::iter::once(NATIVE)
             .chain(BACKENDS)
-            .map(move |function| (group, function))
+            .map(move |function| (group.to_owned(), function))
     });
-    let operations = OPERATIONS
-        .into_iter()
-        .flat_map(|group| BACKENDS.into_iter().map(move |function| (group, function)));
+    let scripts = KERNELS.into_iter().flat_map(|group| {
+        SCRIPT_GROUP_FUNCTIONS
+            .into_iter()
+            .map(move |function| (script_group(group), function))
+    });
+    let operations = OPERATIONS.into_iter().flat_map(|group| {
+        ALL_BACKENDS
+            .into_iter()
+            .map(move |function| (group.to_owned(), function))
+    });
     let layers = LAYERS
         .into_iter()
-        .map(|(function, _)| (LAYERS_GROUP, function));
-    kernels.chain(operations).chain(layers)
+        .map(|(function, _)| (LAYERS_GROUP.to_owned(), function));
+    kernels.chain(scripts).chain(operations).chain(layers)
 }
 
 /// `median.point_estimate` of a criterion `estimates.json` (nanoseconds).
@@ -236,10 +325,19 @@ pub fn geometric_mean(values: &[f64]) -> Option<f64> {
 pub struct MemoryRow {
     /// Backend name, as written by the memory benchmark.
     pub backend: String,
-    /// Growth of the resident set while `instances` instances were alive.
+    /// How many instances were alive at once, when the line says (else the
+    /// file's [`Memory::instances`]).
+    pub instances: Option<u64>,
+    /// Growth of the resident set while `instances` instances were alive
+    /// (for scripts: the host's growth plus the workers' resident sets).
     pub rss_delta_bytes: Option<f64>,
     /// `rss_delta_bytes / instances`.
     pub per_instance_bytes: Option<f64>,
+    /// Scripts: the resident sets (`VmRSS`) of all their worker processes.
+    pub worker_rss_bytes: Option<f64>,
+    /// Scripts: the proportional set sizes (`Pss`) of all their worker
+    /// processes.
+    pub worker_pss_bytes: Option<f64>,
 }
 
 /// The memory benchmark's results (`memory.json`).
@@ -247,7 +345,8 @@ pub struct MemoryRow {
 pub struct Memory {
     /// How many instances were kept alive at once.
     pub instances: Option<u64>,
-    /// One row per backend: [`BACKENDS`] order first, then others by name.
+    /// One row per backend: [`ALL_BACKENDS`] order first, then others by
+    /// name.
     pub rows: Vec<MemoryRow>,
 }
 
@@ -266,7 +365,9 @@ impl Memory {
 
     /// Parses the text of `memory.json`:
     /// `{"instances": N, "backends": {"<name>": {"rss_delta_bytes": B,
-    /// "per_instance_bytes": B}, ...}}`. Missing numbers become `None`.
+    /// "per_instance_bytes": B}, ...}}`, where a backend's line may also
+    /// hold its own `instances` and, for scripts, `worker_rss_bytes` and
+    /// `worker_pss_bytes`. Missing numbers become `None`.
     pub fn parse(text: &str) -> Result<Self> {
         let json: Value = serde_json::from_str(text).context("not JSON")?;
         let instances = json.get("instances").and_then(Value::as_u64);
@@ -276,17 +377,23 @@ impl Memory {
             .context("no `backends` object")?;
         let mut rows: Vec<MemoryRow> = backends
             .iter()
-            .map(|(name, entry)| MemoryRow {
-                backend: name.clone(),
-                rss_delta_bytes: entry.get("rss_delta_bytes").and_then(Value::as_f64),
-                per_instance_bytes: entry.get("per_instance_bytes").and_then(Value::as_f64),
+            .map(|(name, entry)| {
+                let number = |key: &str| entry.get(key).and_then(Value::as_f64);
+                MemoryRow {
+                    backend: name.clone(),
+                    instances: entry.get("instances").and_then(Value::as_u64),
+                    rss_delta_bytes: number("rss_delta_bytes"),
+                    per_instance_bytes: number("per_instance_bytes"),
+                    worker_rss_bytes: number("worker_rss_bytes"),
+                    worker_pss_bytes: number("worker_pss_bytes"),
+                }
             })
             .collect();
         let rank = |name: &str| {
-            BACKENDS
+            ALL_BACKENDS
                 .iter()
                 .position(|b| *b == name)
-                .unwrap_or(BACKENDS.len())
+                .unwrap_or(ALL_BACKENDS.len())
         };
         rows.sort_by(|a, b| (rank(&a.backend), &a.backend).cmp(&(rank(&b.backend), &b.backend)));
         Ok(Self { instances, rows })
@@ -353,6 +460,32 @@ mod tests {
     }
 
     #[test]
+    fn scripts_are_compared_at_the_script_sizes() {
+        let mut m = Measurements::default();
+        m.insert("kernel_fib", NATIVE, 100.0);
+        m.insert("kernel_fib", WASMTIME, 200.0);
+        m.insert("script_kernel_fib", NATIVE, 10.0);
+        m.insert("script_kernel_fib", WASMTIME, 25.0);
+        m.insert("script_kernel_fib", "js", 1000.0);
+        m.insert("script_kernel_fib", "python", 500.0);
+        assert_eq!(m.kernel_ratio("kernel_fib", WASMTIME, NATIVE), Some(2.0));
+        assert_eq!(m.kernel_ratio("kernel_fib", "js", NATIVE), Some(100.0));
+        assert_eq!(m.kernel_ratio("kernel_fib", "python", WASMTIME), Some(20.0));
+        assert_eq!(m.kernel_ratio("kernel_fib", "wasmi", NATIVE), None);
+        let r = m.all_ratios();
+        assert_eq!(r.get("script_kernel_fib: js / native"), Some(&100.0));
+        assert_eq!(r.get("script_kernel_fib: wasmtime / native"), Some(&2.5));
+        assert_eq!(r.get("script_kernel_fib: python / wasmtime"), Some(&20.0));
+        assert_eq!(r.len(), 6);
+        assert_eq!(kernel_size("kernel_fib", false), Some(25));
+        assert!(kernel_size("kernel_fib", true).is_some_and(|n| n < 25));
+        assert_eq!(kernel_size("kernel_nope", true), None);
+        assert!(not_applicable("instantiate", "python"));
+        assert!(!not_applicable("instantiate", "wasmi"));
+        assert!(!not_applicable("noop_execute", "js"));
+    }
+
+    #[test]
     fn memory_rows_follow_backend_order() -> Result<()> {
         let m = Memory::parse(
             r#"{"instances": 100, "backends": {
@@ -364,7 +497,19 @@ mod tests {
         let names: Vec<&str> = m.rows.iter().map(|r| r.backend.as_str()).collect();
         assert_eq!(names, ["wasmtime", "wasmi", "zeta"]);
         assert_eq!(m.rows[0].per_instance_bytes, Some(1.23));
+        assert_eq!(m.rows[0].instances, None);
         assert!(Memory::parse(r#"{"instances": 1}"#).is_err());
+        let m = Memory::parse(
+            r#"{"instances": 100, "backends": {
+                "python": {"instances": 10, "rss_delta_bytes": 300, "per_instance_bytes": 30,
+                           "worker_rss_bytes": 250, "worker_pss_bytes": 90},
+                "js": {"instances": 10, "rss_delta_bytes": 100, "per_instance_bytes": 10}}}"#,
+        )?;
+        let names: Vec<&str> = m.rows.iter().map(|r| r.backend.as_str()).collect();
+        assert_eq!(names, ["js", "python"]);
+        assert_eq!(m.rows[1].instances, Some(10));
+        assert_eq!(m.rows[1].worker_pss_bytes, Some(90.0));
+        assert_eq!(m.rows[0].worker_rss_bytes, None);
         Ok(())
     }
 
