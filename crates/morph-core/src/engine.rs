@@ -150,11 +150,7 @@ impl EngineRuntime {
     }
 
     fn check_limits(&self, info: &RuntimeInfo, policy: &EffectivePolicy) -> Result<()> {
-        let mut needed = vec![
-            EngineLimit::ExecutionTime,
-            EngineLimit::Memory,
-            EngineLimit::Stack,
-        ];
+        let mut needed = EngineLimit::REQUIRED.to_vec();
         if policy.fuel.is_some() {
             needed.push(EngineLimit::Fuel);
         }

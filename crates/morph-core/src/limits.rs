@@ -95,6 +95,14 @@ impl EngineLimit {
         EngineLimit::Fuel,
     ];
 
+    /// The limits every execution runs under (fuel only when the host
+    /// asks for a budget).
+    pub const REQUIRED: [EngineLimit; 3] = [
+        EngineLimit::ExecutionTime,
+        EngineLimit::Memory,
+        EngineLimit::Stack,
+    ];
+
     /// The name used in `RuntimeInfo`, docs and case files.
     pub fn as_str(self) -> &'static str {
         match self {

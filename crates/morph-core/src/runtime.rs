@@ -69,6 +69,16 @@ impl RuntimeInfo {
         }
     }
 
+    /// The limits every execution needs (time, memory, stack) that this
+    /// backend cannot enforce: under `LimitEnforcement::Strict` it refuses
+    /// to load anything while this is not empty.
+    pub fn unenforced(&self) -> Vec<EngineLimit> {
+        EngineLimit::REQUIRED
+            .into_iter()
+            .filter(|l| self.enforcement(*l) == Enforcement::Unsupported)
+            .collect()
+    }
+
     /// How `limit` is enforced (`Unsupported` when not listed).
     pub fn enforcement(&self, limit: EngineLimit) -> Enforcement {
         self.limits

@@ -227,10 +227,7 @@ impl PreparedExtension for InProcessScript {
             .0
             .take()
             .expect("the session is lent for this call only");
-        let result = match session.take_fatal() {
-            Some(fatal) => Err(fatal),
-            None => result,
-        };
+        let result = session.fatal_wins(result);
         GuestRun { session, result }
     }
 }

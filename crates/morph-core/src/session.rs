@@ -141,6 +141,16 @@ impl Session {
         self.fatal.get_or_insert(error).clone()
     }
 
+    /// `result`, unless a fatal error was recorded: that one wins, whatever
+    /// the guest answered after it (script backends, whose guest may catch
+    /// the unwind and return normally).
+    pub fn fatal_wins<T>(&mut self, result: Result<T>) -> Result<T> {
+        match self.take_fatal() {
+            Some(fatal) => Err(fatal),
+            None => result,
+        }
+    }
+
     /// Takes the recorded fatal error.
     pub fn take_fatal(&mut self) -> Option<MorphError> {
         self.fatal.take()

@@ -10,9 +10,8 @@ use morph::host::{
     EnvVault, FileVault, JsonLinesAudit, MemoryVault, VaultChain, VaultProvider, validate_key,
 };
 use morph::{
-    BaseMorphRuntime, CapabilityHost, Enforcement, EngineLimit, ExecutionContext,
-    ExtensionArtifact, ExtensionManager, HostPolicy, MorphError, Result, RuntimeKind, backends,
-    validate_id,
+    BaseMorphRuntime, CapabilityHost, ExecutionContext, ExtensionArtifact, ExtensionManager,
+    HostPolicy, MorphError, Result, RuntimeKind, backends, validate_id,
 };
 use morph_conformance::{Matrix, Suite};
 
@@ -443,15 +442,8 @@ async fn run(command: Command) -> Result<ExitCode> {
             for name in names {
                 let runtime = backends::create(name)?;
                 let info = runtime.info();
-                let unenforced: Vec<String> = [
-                    EngineLimit::ExecutionTime,
-                    EngineLimit::Memory,
-                    EngineLimit::Stack,
-                ]
-                .into_iter()
-                .filter(|l| info.enforcement(*l) == Enforcement::Unsupported)
-                .map(|l| l.to_string())
-                .collect();
+                let unenforced: Vec<String> =
+                    info.unenforced().iter().map(|l| l.to_string()).collect();
                 if backend == "all" && !unenforced.is_empty() {
                     // Conformance runs under Strict limits, where such a
                     // backend refuses every load: say so instead of a

@@ -250,10 +250,7 @@ impl PreparedExtension for WorkerPool {
             }
             Err(e) => Err(e),
         };
-        let result = match session.take_fatal() {
-            Some(fatal) => Err(fatal),
-            None => result,
-        };
+        let result = session.fatal_wins(result);
         GuestRun { session, result }
     }
 }
