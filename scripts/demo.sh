@@ -2,10 +2,10 @@
 # The main job: the conformance matrix on every compiled backend, then the
 # demo extension (examples/hello, and its JavaScript and Python twins
 # hello-js and hello-py) through `morph run`.
-# Usage: scripts/demo.sh [cargo features of `morph`, default: all-backends]
+# Usage: scripts/demo.sh [cargo features of `morph-cli`, default: all-backends]
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
-cargo build -p morph --features "${1:-all-backends}"
+cargo build -p morph-cli --features "${1:-all-backends}"
 morph="$CARGO_TARGET_DIR/debug/morph"
 
 echo "== backends"

@@ -41,11 +41,11 @@ use common::{
     minimal_for, pooled, tokio,
 };
 use morph_core::host::{CallState, ExtensionScope};
-use morph_core::wasm::WasmModule;
 use morph_core::{
     Backend, CapabilityHost, Deadline, EntryCode, ExecutionContext, Executor, GuestCall,
-    HostPolicy, ModuleCache, Session,
+    HostPolicy, Session,
 };
+use morph_host::ModuleCache;
 use serde_json::json;
 
 fn slow_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
@@ -157,11 +157,13 @@ fn calls(c: &mut Criterion) {
 /// param validation, context building, audit or thread hop.
 fn engine_run(backend: impl Backend) -> impl FnMut() -> serde_json::Value {
     let minimal = artifact(&fixture("minimal"));
-    let module = WasmModule::parse(&minimal.entry, true, "minimal").expect("module");
-    let policy = HostPolicy::grant_requested(&minimal.manifest).resolve(&minimal.manifest);
-    let prepared = backend
-        .prepare(&EntryCode::Wasm(module), &policy)
-        .expect("prepare");
+    let policy = HostPolicy::allow_requested().resolve(&minimal.manifest);
+    let code = EntryCode::Wasm {
+        origin: "minimal".into(),
+        text: true,
+        bytes: minimal.entry.as_slice().into(),
+    };
+    let prepared = backend.prepare(&code, &policy).expect("prepare");
     let host = Arc::new(CapabilityHost::in_memory());
     let scope = Arc::new(ExtensionScope {
         extension_id: minimal.manifest.extension_id.clone(),
@@ -202,11 +204,10 @@ fn layers(c: &mut Criterion) {
     let wasmer = raw::Wasmer::new(&wasm);
     group.bench_function("raw_wasmer", |b| b.iter(|| wasmer.execute()));
 
-    let mut run = engine_run(
-        morph_runtime_wasmtime::WasmtimeBackend::new(Default::default()).expect("wasmtime"),
-    );
+    let mut run =
+        engine_run(morph_runtime_wasmtime::backend(Default::default()).expect("wasmtime"));
     group.bench_function("engine_run_wasmtime", |b| b.iter(&mut run));
-    let mut run = engine_run(morph_runtime_wasmer::WasmerBackend::new(Default::default()));
+    let mut run = engine_run(morph_runtime_wasmer::backend(Default::default()));
     group.bench_function("engine_run_wasmer", |b| b.iter(&mut run));
 
     for name in ["wasmtime", "wasmer"] {

@@ -3,13 +3,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use morph_core::host::{
-    MemoryAuditSink, MemoryVault, RecordingEventBus, SandboxFs, UreqHttp, VaultProvider,
-};
+use morph_core::host::{MemoryAuditSink, MemoryVault, RecordingEventBus, VaultProvider};
 use morph_core::{
     BaseMorphRuntime, CapabilityHost, Enforcement, ErrorKind, ExtensionArtifact, ExtensionManifest,
     HostGrant, HostPolicy, MorphError, Permission, ResourceLimits, RuntimeKind,
 };
+use morph_host::{SandboxFs, UreqHttp};
 use serde::Serialize;
 use serde_json::Value;
 

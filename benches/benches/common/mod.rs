@@ -13,11 +13,12 @@ pub mod raw;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use morph_core::worker::WorkerOptions;
 use morph_core::{
     BaseMorphRuntime, CapabilityHost, EngineRuntime, Executor, ExtensionArtifact, HostPolicy,
-    LoadedExtension, ModuleCache, RuntimeKind, ScriptEngine,
+    LoadedExtension, RuntimeKind, ScriptEngine,
 };
+use morph_host::ModuleCache;
+use morph_worker::WorkerOptions;
 
 /// The wasm backends every benchmark compares, in report order.
 pub const BACKENDS: &[&str] = &["wasmtime", "wasmtime-pulley", "wasmer", "wasmi", "wasm3"];
@@ -34,7 +35,7 @@ pub fn main_if_worker() {
         Arc::new(morph_runtime_js::JsEngine),
         Arc::new(morph_runtime_python::PythonEngine),
     ];
-    morph_core::worker::main_if_worker(&engines);
+    morph_worker::main_if_worker(&engines);
 }
 
 /// The repository root.
@@ -106,10 +107,10 @@ pub fn backend(
     executor: Executor,
     cache: Option<Arc<ModuleCache>>,
 ) -> Arc<dyn BaseMorphRuntime> {
-    use morph_runtime_wasmer::{WasmerBackend, WasmerOptions};
-    use morph_runtime_wasmtime::{WasmtimeBackend, WasmtimeOptions};
+    use morph_runtime_wasmer::WasmerOptions;
+    use morph_runtime_wasmtime::WasmtimeOptions;
     let wasmtime = |options| {
-        let mut backend = WasmtimeBackend::new(options).expect("wasmtime");
+        let mut backend = morph_runtime_wasmtime::backend(options).expect("wasmtime");
         if let Some(cache) = cache.clone() {
             backend = backend.with_cache(cache);
         }
@@ -125,18 +126,18 @@ pub fn backend(
             executor,
         )),
         "wasmer" => {
-            let mut backend = WasmerBackend::new(WasmerOptions::default());
+            let mut backend = morph_runtime_wasmer::backend(WasmerOptions::default());
             if let Some(cache) = cache {
                 backend = backend.with_cache(cache);
             }
             Arc::new(EngineRuntime::with_executor(backend, executor))
         }
         "wasmi" => Arc::new(EngineRuntime::with_executor(
-            morph_runtime_wasmi::WasmiBackend::new(Default::default()),
+            morph_runtime_wasmi::backend(Default::default()),
             executor,
         )),
         "wasm3" => Arc::new(EngineRuntime::with_executor(
-            morph_runtime_wasm3::Wasm3Backend::new(Default::default()),
+            morph_runtime_wasm3::backend(Default::default()),
             executor,
         )),
         "js" => Arc::new(EngineRuntime::with_executor(
@@ -168,7 +169,7 @@ pub fn load(
     runtime: &Arc<dyn BaseMorphRuntime>,
     artifact: &ExtensionArtifact,
 ) -> Box<dyn LoadedExtension> {
-    let policy = HostPolicy::grant_requested(&artifact.manifest);
+    let policy = HostPolicy::allow_requested();
     rt.block_on(runtime.load(artifact, Arc::new(CapabilityHost::in_memory()), &policy))
         .unwrap_or_else(|e| panic!("{}: load: {e}", runtime.info().name))
 }

@@ -18,7 +18,8 @@ pub struct ExtensionArtifact {
 
 impl ExtensionArtifact {
     /// Reads `<dir>/manifest.yaml` and the entry it names.
-    pub fn from_dir(dir: &Path) -> Result<Self> {
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
         if !dir.is_dir() {
             return Err(MorphError::not_found(format!(
                 "extension directory {} does not exist",

@@ -24,7 +24,6 @@ use crate::runtime::{
     BaseMorphRuntime, Execution, ExecutionContext, ExecutionReport, LoadedExtension, RuntimeInfo,
 };
 use crate::session::Session;
-use crate::wasm::WasmModule;
 
 /// What the guest is asked to do.
 #[derive(Debug, Clone, Copy)]
@@ -42,11 +41,19 @@ pub enum GuestCall<'a> {
     },
 }
 
-/// An extension's code, validated by core for its kind.
+/// An extension's code as the backend for its kind receives it.
 #[derive(Debug, Clone)]
 pub enum EntryCode {
-    /// A validated WebAssembly module.
-    Wasm(WasmModule),
+    /// WebAssembly, binary or text, not yet validated (the wasm backends
+    /// validate it with `morph-wasm` before any engine sees it).
+    Wasm {
+        /// Where it came from, for messages (the entry file's path).
+        origin: String,
+        /// Whether it is WebAssembly text (`.wat`).
+        text: bool,
+        /// The bytes.
+        bytes: std::sync::Arc<[u8]>,
+    },
     /// Script source (JavaScript or Python).
     Script {
         /// Which language.
@@ -59,10 +66,15 @@ pub enum EntryCode {
 }
 
 impl EntryCode {
-    /// The validated module, or `unsupported` naming `backend` for scripts.
-    pub fn wasm(&self, backend: &str) -> Result<&WasmModule> {
+    /// The WebAssembly entry as (origin, is text, bytes), or `unsupported`
+    /// naming `backend` for scripts.
+    pub fn wasm(&self, backend: &str) -> Result<(&str, bool, &[u8])> {
         match self {
-            EntryCode::Wasm(module) => Ok(module),
+            EntryCode::Wasm {
+                origin,
+                text,
+                bytes,
+            } => Ok((origin, *text, bytes)),
             EntryCode::Script { kind, .. } => Err(MorphError::unsupported(format!(
                 "the {backend} backend runs WebAssembly extensions only, not {kind}"
             ))),
@@ -84,8 +96,8 @@ pub trait Backend: Send + Sync + 'static {
     /// What it is and what it enforces.
     fn info(&self) -> RuntimeInfo;
 
-    /// Compiles validated code under `policy` (for engine-level settings
-    /// such as memory caps). Called on an execution thread.
+    /// Validates and compiles `code` under `policy` (for engine-level
+    /// settings such as memory caps). Called on an execution thread.
     fn prepare(
         &self,
         code: &EntryCode,
@@ -178,11 +190,11 @@ fn entry_code(artifact: &ExtensionArtifact) -> Result<EntryCode> {
     let origin = artifact.entry_origin();
     let file = artifact.manifest.entry_file();
     match artifact.manifest.runtime {
-        RuntimeKind::Wasm => Ok(EntryCode::Wasm(WasmModule::parse(
-            &artifact.entry,
-            file.ends_with(".wat"),
-            &origin,
-        )?)),
+        RuntimeKind::Wasm => Ok(EntryCode::Wasm {
+            origin,
+            text: file.ends_with(".wat"),
+            bytes: artifact.entry.as_slice().into(),
+        }),
         kind => {
             let source = String::from_utf8(artifact.entry.clone()).map_err(|e| {
                 MorphError::invalid_module(format!("{origin}: not valid UTF-8: {e}"))
@@ -233,9 +245,6 @@ impl BaseMorphRuntime for EngineRuntime {
             effective.fuel = None;
         }
         let code = entry_code(artifact)?;
-        if let EntryCode::Wasm(module) = &code {
-            module.check_memory_limit(effective.limits.max_memory_bytes())?;
-        }
         let scope = Arc::new(ExtensionScope {
             extension_id: manifest.extension_id.clone(),
             policy: effective.clone(),

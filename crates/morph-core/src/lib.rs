@@ -1,15 +1,21 @@
 //! # morph-core
 //!
-//! The contract of Morph, with no engine dependency: the runtime traits
-//! ([`BaseMorphRuntime`], [`LoadedExtension`]), the [`ExtensionManifest`],
-//! [`Permission`]s and [`HostPolicy`], [`ResourceLimits`], the
-//! [`CapabilityHost`] every host call goes through, the guest ABI v1 codec
-//! ([`abi`], [`wasm`]), the execution threads ([`Executor`]) and
+//! The contract of Morph, with no engine, network or database: the runtime
+//! traits ([`BaseMorphRuntime`], [`LoadedExtension`]), the
+//! [`ExtensionManifest`], [`Permission`]s and [`HostPolicy`],
+//! [`ResourceLimits`], the [`CapabilityHost`] every host call goes through
+//! (with the provider traits and in-memory providers), the guest ABI
+//! envelopes ([`abi`]), the execution threads ([`Executor`]) and
 //! [`MorphError`] with its stable kinds.
+//!
+//! This crate is for backend authors and for the `morph` library; a host
+//! application uses `morph`, which re-exports the host-facing part.
 //!
 //! A backend crate implements the small synchronous [`Backend`] trait;
 //! [`EngineRuntime`] turns it into a [`BaseMorphRuntime`] and applies every
-//! shared rule, so all backends behave the same.
+//! shared rule, so all backends behave the same. WebAssembly backends
+//! implement `morph_wasm::WasmEngine` instead, which adapts to [`Backend`];
+//! script languages implement [`ScriptEngine`].
 //!
 //! ```no_run
 //! # async fn demo(backend: impl morph_core::Backend) -> morph_core::Result<()> {
@@ -18,13 +24,14 @@
 //!                  ExtensionArtifact, HostPolicy};
 //!
 //! let runtime = EngineRuntime::new(backend)?;
-//! let artifact = ExtensionArtifact::from_dir("my-extension".as_ref())?;
-//! let policy = HostPolicy::grant_requested(&artifact.manifest);
+//! let artifact = ExtensionArtifact::from_dir("my-extension")?;
+//! let policy = HostPolicy::allow_requested();
 //! let ext = runtime.load(&artifact, Arc::new(CapabilityHost::in_memory()), &policy).await?;
 //! let out = ext.execute("echo", serde_json::json!({"text": "hi"}), &ExecutionContext::default()).await?;
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod abi;
 mod artifact;
@@ -33,21 +40,15 @@ mod describe;
 mod engine;
 mod error;
 mod executor;
-mod guest_memory;
 pub mod host;
-mod keyfile;
 mod limits;
 mod manager;
 mod manifest;
-mod module_cache;
 mod permission;
 mod policy;
 mod runtime;
 pub mod script;
 mod session;
-pub mod wasm;
-#[cfg(target_os = "linux")]
-pub mod worker;
 
 pub use artifact::ExtensionArtifact;
 pub use deadline::{CancelOnDrop, Deadline};
@@ -55,7 +56,6 @@ pub use describe::{Describe, DescribedAction, json_type, validate_params};
 pub use engine::{Backend, EngineRuntime, EntryCode, GuestCall, GuestRun, PreparedExtension};
 pub use error::{ErrorKind, MorphError, Result};
 pub use executor::{Executor, ExecutorOptions};
-pub use guest_memory::{GuestMemory, guest_range, guest_slice, guest_slice_mut};
 pub use host::{CapabilityHost, CapabilityHostBuilder};
 pub use limits::{Enforcement, EngineLimit, LimitEnforcement, ResourceLimits};
 pub use manager::{ExtensionManager, InstalledExtension, MAX_EVENT_HOPS};
@@ -63,11 +63,10 @@ pub use manifest::{
     ActionSpec, AiAccess, ExtensionManifest, MANIFEST_FILE, Metadata, ON_EVENT_ACTION, ParamSpec,
     ParamType, RuntimeKind, validate_id,
 };
-pub use module_cache::{CACHE_KEY_FILE, CacheOutcome, ModuleCache};
 pub use permission::{Permission, PermissionSet, UnknownPermission};
 pub use policy::{EffectivePolicy, HostGrant, HostPolicy};
 pub use runtime::{
     BaseMorphRuntime, Execution, ExecutionContext, ExecutionReport, LoadedExtension, RuntimeInfo,
 };
 pub use script::{ScriptBackend, ScriptCall, ScriptEngine, ScriptHost, ScriptInstance, SharedHost};
-pub use session::{MAX_TABLE_ELEMENTS, MAX_TABLES, Session, SessionTotals};
+pub use session::{Session, SessionTotals};

@@ -52,14 +52,37 @@ impl Default for HostPolicy {
 }
 
 impl HostPolicy {
-    /// Grants everything the manifest requests, still capped by the default
-    /// ceilings: the development path of `morph run`.
-    pub fn grant_requested(manifest: &ExtensionManifest) -> Self {
+    /// Grants whatever the manifest requests (every permission and host it
+    /// lists), still capped by the default ceilings. The manifest is
+    /// written by the extension's author, so this trusts the author: it is
+    /// the development path of `morph run`, and what an installation
+    /// records after a person approved the request. The default policy
+    /// ([`HostPolicy::default`]) grants nothing.
+    pub fn allow_requested() -> Self {
         HostPolicy {
-            granted: manifest.permissions.clone(),
+            granted: PermissionSet::all(),
             hosts: HostGrant::AsRequested,
             ..HostPolicy::default()
         }
+    }
+
+    /// Grants `permissions` (intersected with the manifest's request).
+    pub fn grant(mut self, permissions: impl IntoIterator<Item = crate::Permission>) -> Self {
+        self.granted = permissions.into_iter().collect();
+        self
+    }
+
+    /// Allows `http.fetch` to these host patterns (intersected with the
+    /// manifest's `allowed_hosts`).
+    pub fn hosts(mut self, patterns: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.hosts = HostGrant::Only(patterns.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Caps every limit by `ceilings`.
+    pub fn ceilings(mut self, ceilings: ResourceLimits) -> Self {
+        self.ceilings = ceilings;
+        self
     }
 
     /// The effective grant for `manifest`: request ∩ grant, limits capped.

@@ -35,11 +35,11 @@ pub trait ScriptHost: Send {
 
 impl ScriptHost for Session {
     fn call(&mut self, request: &[u8]) -> Result<Vec<u8>> {
-        self.script_call(request)
+        self.guest_call(request)
     }
 
     fn log(&mut self, level: i32, text: &str) -> Result<()> {
-        self.script_log(level, text)
+        self.guest_log(level, text)
     }
 }
 
@@ -150,7 +150,7 @@ impl ScriptBackend {
 pub fn script_source<'a>(code: &'a EntryCode, backend: &str) -> Result<(&'a str, &'a str)> {
     match code {
         EntryCode::Script { file, source, .. } => Ok((file, source)),
-        EntryCode::Wasm(_) => Err(MorphError::unsupported(format!(
+        EntryCode::Wasm { .. } => Err(MorphError::unsupported(format!(
             "the {backend} backend runs scripts, not WebAssembly"
         ))),
     }
@@ -189,7 +189,7 @@ struct Lent(Option<Session>);
 impl ScriptHost for Lent {
     fn call(&mut self, request: &[u8]) -> Result<Vec<u8>> {
         match &mut self.0 {
-            Some(s) => s.script_call(request),
+            Some(s) => s.guest_call(request),
             None => Err(MorphError::host_error(
                 "host call after the execution ended",
             )),
@@ -198,7 +198,7 @@ impl ScriptHost for Lent {
 
     fn log(&mut self, level: i32, text: &str) -> Result<()> {
         match &mut self.0 {
-            Some(s) => s.script_log(level, text),
+            Some(s) => s.guest_log(level, text),
             None => Err(MorphError::host_error("log after the execution ended")),
         }
     }

@@ -1,16 +1,15 @@
-//! One execution's state on the engine side of the ABI: the pending
-//! host-call response, per-execution counters, the deadline, and the first
-//! fatal error (which wins over whatever the engine reports after it).
+//! One execution's state on the engine side: per-execution counters, the
+//! deadline, and the first fatal error (which wins over whatever the engine
+//! reports after it). WebAssembly's pointer-based imports are served on top
+//! of it by `morph-wasm`; script engines call [`Session::guest_call`].
 
 use std::sync::Arc;
 
 use crate::abi;
 use crate::deadline::Deadline;
 use crate::error::{ErrorKind, MorphError, Result};
-use crate::guest_memory::GuestMemory;
 use crate::host::{CallState, CapabilityHost, Event};
 use crate::limits::ResourceLimits;
-use crate::wasm::HostImport;
 
 /// What an engine needs during one guest call. Backends move it into their
 /// store and hand it back when the call ends.
@@ -21,20 +20,12 @@ pub struct Session {
     deadline: Deadline,
     limits: ResourceLimits,
     fuel: Option<u64>,
-    pending: Option<Vec<u8>>,
     host_calls: u32,
     log_bytes: u64,
     fatal: Option<MorphError>,
     peak_memory: u64,
     fuel_used: Option<u64>,
 }
-
-/// Most table elements a guest may grow a table to.
-pub const MAX_TABLE_ELEMENTS: u64 = 1 << 20;
-
-/// Most tables a module may define (checked by core's validation; engines
-/// that preallocate tables, like wasmtime's pool, size for it).
-pub const MAX_TABLES: u32 = 8;
 
 impl Session {
     /// A session for one call under `limits`, ending at `deadline`.
@@ -52,7 +43,6 @@ impl Session {
             deadline,
             limits,
             fuel,
-            pending: None,
             host_calls: 0,
             log_bytes: 0,
             fatal: None,
@@ -73,6 +63,11 @@ impl Session {
             self.deadline.clone(),
         );
         std::mem::replace(self, empty)
+    }
+
+    /// The action being executed (`describe` for the load-time call).
+    pub fn action(&self) -> &str {
+        self.calls.action()
     }
 
     /// The execution's deadline; engines check it.
@@ -108,31 +103,6 @@ impl Session {
             desired_bytes >> 20,
             self.limits.max_memory_mb
         ))
-    }
-
-    /// An engine's memory-growth hook: `Ok(false)` refuses a growth past the
-    /// module's own maximum (`memory.grow` returns -1), and growth past
-    /// `max_memory_mb` ends the execution with `memory_limit` (recorded as
-    /// fatal), the same on every backend.
-    pub fn memory_growing(&mut self, desired_bytes: u64, maximum: Option<u64>) -> Result<bool> {
-        if desired_bytes > self.limits.max_memory_bytes() {
-            let e = self.memory_limit_error(desired_bytes);
-            return Err(self.fail(e));
-        }
-        Ok(maximum.is_none_or(|m| desired_bytes <= m))
-    }
-
-    /// An engine's table-growth hook: growth past [`MAX_TABLE_ELEMENTS`]
-    /// ends the execution with `memory_limit`.
-    pub fn table_growing(&mut self, desired: u64, maximum: Option<u64>) -> Result<bool> {
-        if desired > MAX_TABLE_ELEMENTS {
-            let e = MorphError::memory_limit(format!(
-                "action `{}` tried to grow a table to {desired} elements, above {MAX_TABLE_ELEMENTS}",
-                self.calls.action()
-            ));
-            return Err(self.fail(e));
-        }
-        Ok(maximum.is_none_or(|m| desired <= m))
     }
 
     /// Records `error` as the reason the execution ends (the first one
@@ -178,37 +148,21 @@ impl Session {
         Ok(())
     }
 
-    /// `morph.host_call(req_ptr, req_len)`: performs the request and keeps
-    /// the response envelope; returns its length. Errors end the execution
-    /// (they are also recorded as fatal).
-    pub fn host_call<M: GuestMemory + ?Sized>(
-        &mut self,
-        memory: &M,
-        ptr: u32,
-        len: u32,
-    ) -> Result<u32> {
-        let r = self.host_call_inner(memory, ptr, len);
+    /// A host call whose request (`{"op": ..., "args": {...}}` as JSON)
+    /// is in host memory: the deadline, `max_output_bytes` and
+    /// `max_host_calls` are checked, then the request is performed.
+    /// Returns the response envelope; an error ends the execution
+    /// (recorded as fatal).
+    pub fn guest_call(&mut self, request: &[u8]) -> Result<Vec<u8>> {
+        let r = (|| {
+            if self.deadline.expired() {
+                return Err(self.timeout_error());
+            }
+            self.check_output_len(request.len() as u64, "host call request")?;
+            self.count_host_call()?;
+            self.call_json(request)
+        })();
         r.map_err(|e| self.fail(e))
-    }
-
-    fn host_call_inner<M: GuestMemory + ?Sized>(
-        &mut self,
-        memory: &M,
-        ptr: u32,
-        len: u32,
-    ) -> Result<u32> {
-        if self.deadline.expired() {
-            return Err(self.timeout_error());
-        }
-        self.pending = None;
-        self.check_output_len(len.into(), "host_call request")?;
-        self.count_host_call()?;
-        let request = memory.read(ptr, len, "host_call request")?;
-        let response = self.call_json(&request)?;
-        let n = u32::try_from(response.len())
-            .map_err(|_| MorphError::quota_exceeded("host_call response larger than 4 GiB"))?;
-        self.pending = Some(response);
-        Ok(n)
     }
 
     fn count_host_call(&mut self) -> Result<()> {
@@ -222,25 +176,9 @@ impl Session {
         Ok(())
     }
 
-    /// A host call from a script guest (JavaScript, Python), whose request
-    /// is already in host memory: the same checks as `host_call` (deadline,
-    /// `max_output_bytes`, `max_host_calls`), then the request. Returns the
-    /// response envelope; an error ends the execution (recorded as fatal).
-    pub fn script_call(&mut self, request: &[u8]) -> Result<Vec<u8>> {
-        let r = (|| {
-            if self.deadline.expired() {
-                return Err(self.timeout_error());
-            }
-            self.check_output_len(request.len() as u64, "host call request")?;
-            self.count_host_call()?;
-            self.call_json(request)
-        })();
-        r.map_err(|e| self.fail(e))
-    }
-
-    /// A log line from a script guest: counted against `max_output_bytes`,
-    /// then logged like `log`.
-    pub fn script_log(&mut self, level: i32, text: &str) -> Result<()> {
+    /// A log line from a guest: counted against `max_output_bytes`, then
+    /// logged through `tracing` (target `morph::guest`).
+    pub fn guest_log(&mut self, level: i32, text: &str) -> Result<()> {
         self.count_output(text.len() as u64, "log output")?;
         self.log_text(level, text).map_err(|e| self.fail(e))
     }
@@ -276,81 +214,6 @@ impl Session {
         Ok(abi::encode_envelope(&result))
     }
 
-    /// Serves a pointer-pair ABI import (`host_call` or `host_response`),
-    /// so backends link both with one function. `log` takes three
-    /// arguments and is refused here.
-    pub fn serve_pair<M: GuestMemory + ?Sized>(
-        &mut self,
-        import: HostImport,
-        memory: &mut M,
-        ptr: u32,
-        len: u32,
-    ) -> Result<u32> {
-        match import {
-            HostImport::HostCall => self.host_call(memory, ptr, len),
-            HostImport::HostResponse => self.host_response(memory, ptr, len),
-            HostImport::Log => {
-                Err(self.fail(MorphError::host_error("`log` is not a pointer-pair import")))
-            }
-        }
-    }
-
-    /// `morph.host_response(dst_ptr, dst_len)`: copies the pending response
-    /// into guest memory; returns the bytes written.
-    pub fn host_response<M: GuestMemory + ?Sized>(
-        &mut self,
-        memory: &mut M,
-        ptr: u32,
-        len: u32,
-    ) -> Result<u32> {
-        let r = self.host_response_inner(memory, ptr, len);
-        r.map_err(|e| self.fail(e))
-    }
-
-    fn host_response_inner<M: GuestMemory + ?Sized>(
-        &mut self,
-        memory: &mut M,
-        ptr: u32,
-        len: u32,
-    ) -> Result<u32> {
-        let pending = self.pending.as_deref().ok_or_else(|| {
-            MorphError::abi_violation("host_response called with no pending response")
-        })?;
-        let n = pending.len() as u32;
-        if len < n {
-            return Err(MorphError::abi_violation(format!(
-                "host_response buffer of {len} bytes is shorter than the {n}-byte response"
-            )));
-        }
-        memory.write(ptr, pending, "host_response buffer")?;
-        Ok(n)
-    }
-
-    /// `morph.log(level, ptr, len)`: logs through `tracing` (target
-    /// `morph::guest`), counted against `max_output_bytes`.
-    pub fn log<M: GuestMemory + ?Sized>(
-        &mut self,
-        memory: &M,
-        level: i32,
-        ptr: u32,
-        len: u32,
-    ) -> Result<()> {
-        let r = self.log_inner(memory, level, ptr, len);
-        r.map_err(|e| self.fail(e))
-    }
-
-    fn log_inner<M: GuestMemory + ?Sized>(
-        &mut self,
-        memory: &M,
-        level: i32,
-        ptr: u32,
-        len: u32,
-    ) -> Result<()> {
-        self.count_output(u64::from(len), "log output")?;
-        let bytes = memory.read(ptr, len, "log message")?;
-        self.log_text(level, &String::from_utf8_lossy(&bytes))
-    }
-
     /// Counts `len` more bytes of log output (`log`, WASI `fd_write`)
     /// against `max_output_bytes`; past it the execution ends with
     /// `quota_exceeded` (recorded as fatal).
@@ -360,7 +223,7 @@ impl Session {
             .map_err(|e| self.fail(e))
     }
 
-    /// Logs a message from a script guest (level 0 trace ... 4 error).
+    /// Logs a message from the guest (level 0 trace ... 4 error).
     pub fn log_text(&mut self, level: i32, text: &str) -> Result<()> {
         let ext = self.calls.scope().extension_id.as_str();
         let action = self.calls.action();

@@ -1,54 +1,285 @@
-//! The one registry of backends: a name per Cargo feature, one `match`.
+//! The one registry of backends: [`Backend`], a variant per engine, each
+//! behind its Cargo feature.
 
+use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
 
-use morph_core::{BaseMorphRuntime, ModuleCache, MorphError, Result};
+use morph_core::{BaseMorphRuntime, EngineRuntime, Executor, MorphError, Result, RuntimeKind};
 
-/// Names of the backends compiled into this build, in preference order.
-pub fn compiled() -> &'static [&'static str] {
-    &[
-        #[cfg(feature = "wasmtime")]
-        "wasmtime",
-        #[cfg(feature = "wasmtime-pulley")]
-        "wasmtime-pulley",
-        #[cfg(feature = "wasmer")]
-        "wasmer",
-        #[cfg(feature = "wasmi")]
-        "wasmi",
-        #[cfg(feature = "wasm3")]
-        "wasm3",
-        #[cfg(feature = "js")]
-        "js",
-        #[cfg(feature = "js")]
-        "js-inprocess",
-        #[cfg(feature = "python")]
-        "python",
-    ]
+/// A compiled-module cache for the JIT backends (wasmtime, wasmtime-pulley,
+/// wasmer); the interpreters ignore it.
+#[cfg(any(
+    feature = "wasmtime",
+    feature = "wasmer",
+    feature = "wasmi",
+    feature = "wasm3"
+))]
+pub type ModuleCacheHandle = Arc<dyn morph_wasm::CompiledModuleCache>;
+
+/// Options every backend is created with.
+#[derive(Clone, Default)]
+pub struct BackendOptions {
+    /// Where the JIT backends keep compiled modules. Default: none.
+    #[cfg(any(
+        feature = "wasmtime",
+        feature = "wasmer",
+        feature = "wasmi",
+        feature = "wasm3"
+    ))]
+    pub module_cache: Option<ModuleCacheHandle>,
+    /// The execution threads. Default: Morph's shared pool
+    /// ([`Executor::shared`]).
+    pub executor: Option<Executor>,
 }
 
-/// The extension kind backend `name` runs, if it is compiled in.
-pub fn kind_of(name: &str) -> Option<morph_core::RuntimeKind> {
-    use morph_core::RuntimeKind;
-    if !compiled().contains(&name) {
-        return None;
+/// A backend Morph can run extensions on. Every variant exists in every
+/// build; [`Backend::is_compiled`] says whether this build has its Cargo
+/// feature, and creating one that is not compiled in is `unsupported`,
+/// naming the feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Backend {
+    /// wasmtime with the Cranelift JIT (feature `wasmtime`, the default).
+    Wasmtime,
+    /// wasmtime's Pulley interpreter (feature `wasmtime-pulley`).
+    WasmtimePulley,
+    /// wasmer with Cranelift (feature `wasmer`).
+    Wasmer,
+    /// wasmi, the pure-Rust interpreter (feature `wasmi`).
+    Wasmi,
+    /// wasm3, the C interpreter (feature `wasm3`; needs libclang to build).
+    Wasm3,
+    /// JavaScript on Boa in sandboxed worker processes (feature `js`).
+    Js,
+    /// JavaScript on Boa in the host process; cannot cap memory, so it
+    /// loads only under `LimitEnforcement::BestEffort` (feature `js`).
+    JsInProcess,
+    /// Python on embedded CPython in sandboxed worker processes (feature
+    /// `python`).
+    Python,
+}
+
+impl Backend {
+    /// Every backend, in preference order (the first compiled one for a
+    /// kind is the default for that kind).
+    pub const ALL: [Backend; 8] = [
+        Backend::Wasmtime,
+        Backend::WasmtimePulley,
+        Backend::Wasmer,
+        Backend::Wasmi,
+        Backend::Wasm3,
+        Backend::Js,
+        Backend::JsInProcess,
+        Backend::Python,
+    ];
+
+    /// The name users type (`morph run --backend NAME`), e.g. `"wasmi"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Wasmtime => "wasmtime",
+            Backend::WasmtimePulley => "wasmtime-pulley",
+            Backend::Wasmer => "wasmer",
+            Backend::Wasmi => "wasmi",
+            Backend::Wasm3 => "wasm3",
+            Backend::Js => "js",
+            Backend::JsInProcess => "js-inprocess",
+            Backend::Python => "python",
+        }
     }
-    Some(match name {
-        "js" | "js-inprocess" => RuntimeKind::Js,
-        "python" => RuntimeKind::Python,
-        _ => RuntimeKind::Wasm,
+
+    /// The Cargo feature of the `morph` crate that compiles it in.
+    pub fn feature(self) -> &'static str {
+        match self {
+            Backend::JsInProcess => "js",
+            other => other.name(),
+        }
+    }
+
+    /// The extension kind it runs.
+    pub fn kind(self) -> RuntimeKind {
+        match self {
+            Backend::Js | Backend::JsInProcess => RuntimeKind::Js,
+            Backend::Python => RuntimeKind::Python,
+            _ => RuntimeKind::Wasm,
+        }
+    }
+
+    /// Whether this build has it.
+    pub fn is_compiled(self) -> bool {
+        match self {
+            Backend::Wasmtime => cfg!(feature = "wasmtime"),
+            Backend::WasmtimePulley => cfg!(feature = "wasmtime-pulley"),
+            Backend::Wasmer => cfg!(feature = "wasmer"),
+            Backend::Wasmi => cfg!(feature = "wasmi"),
+            Backend::Wasm3 => cfg!(feature = "wasm3"),
+            Backend::Js | Backend::JsInProcess => cfg!(feature = "js"),
+            Backend::Python => cfg!(feature = "python"),
+        }
+    }
+
+    /// The backends compiled into this build, in preference order.
+    pub fn compiled() -> Vec<Backend> {
+        Backend::ALL
+            .into_iter()
+            .filter(|b| b.is_compiled())
+            .collect()
+    }
+
+    /// The first compiled backend for `kind` (the default choice).
+    pub fn default_for(kind: RuntimeKind) -> Option<Backend> {
+        Backend::ALL
+            .into_iter()
+            .find(|b| b.is_compiled() && b.kind() == kind)
+    }
+
+    /// Creates the backend with default options.
+    pub fn create(self) -> Result<Arc<dyn BaseMorphRuntime>> {
+        self.create_with(&BackendOptions::default())
+    }
+
+    /// Creates the backend with `options`.
+    pub fn create_with(self, options: &BackendOptions) -> Result<Arc<dyn BaseMorphRuntime>> {
+        if !self.is_compiled() {
+            return Err(MorphError::unsupported(format!(
+                "backend `{self}` is not compiled into this build (compiled: {}); enable the `{}` feature of `morph`",
+                names(&Backend::compiled()),
+                self.feature()
+            )));
+        }
+        let executor = match &options.executor {
+            Some(executor) => executor.clone(),
+            None => Executor::shared()?,
+        };
+        create(self, options, executor)
+    }
+}
+
+fn names(backends: &[Backend]) -> String {
+    if backends.is_empty() {
+        "none".to_string()
+    } else {
+        backends
+            .iter()
+            .map(|b| b.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Backend {
+    type Err = MorphError;
+
+    /// Parses a backend name; `not_found` listing the names otherwise.
+    fn from_str(s: &str) -> Result<Self> {
+        Backend::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| {
+                MorphError::not_found(format!(
+                    "no backend is called `{s}` (backends: {})",
+                    names(&Backend::ALL)
+                ))
+            })
+    }
+}
+
+/// Wraps an engine backend in core's runtime on `executor`.
+fn runtime(backend: impl morph_core::Backend, executor: Executor) -> Arc<dyn BaseMorphRuntime> {
+    Arc::new(EngineRuntime::with_executor(backend, executor))
+}
+
+#[cfg_attr(
+    not(all(
+        feature = "wasmtime",
+        feature = "wasmer",
+        feature = "wasmi",
+        feature = "wasm3",
+        feature = "js",
+        feature = "python"
+    )),
+    allow(unused_variables, unreachable_code)
+)]
+fn create(
+    backend: Backend,
+    options: &BackendOptions,
+    executor: Executor,
+) -> Result<Arc<dyn BaseMorphRuntime>> {
+    #[cfg(any(feature = "wasmtime", feature = "wasmer"))]
+    fn cached<E: morph_wasm::WasmEngine>(
+        backend: morph_wasm::WasmBackend<E>,
+        options: &BackendOptions,
+    ) -> morph_wasm::WasmBackend<E> {
+        match &options.module_cache {
+            Some(cache) => backend.with_cache(cache.clone()),
+            None => backend,
+        }
+    }
+    Ok(match backend {
+        #[cfg(feature = "wasmtime")]
+        Backend::Wasmtime => runtime(
+            cached(
+                morph_runtime_wasmtime::backend(morph_runtime_wasmtime::WasmtimeOptions::default())?,
+                options,
+            ),
+            executor,
+        ),
+        #[cfg(feature = "wasmtime-pulley")]
+        Backend::WasmtimePulley => runtime(
+            cached(
+                morph_runtime_wasmtime::backend(morph_runtime_wasmtime::WasmtimeOptions::pulley())?,
+                options,
+            ),
+            executor,
+        ),
+        #[cfg(feature = "wasmer")]
+        Backend::Wasmer => runtime(
+            cached(
+                morph_runtime_wasmer::backend(morph_runtime_wasmer::WasmerOptions::default()),
+                options,
+            ),
+            executor,
+        ),
+        #[cfg(feature = "wasmi")]
+        Backend::Wasmi => runtime(
+            morph_runtime_wasmi::backend(morph_runtime_wasmi::WasmiOptions::default()),
+            executor,
+        ),
+        #[cfg(feature = "wasm3")]
+        Backend::Wasm3 => runtime(
+            morph_runtime_wasm3::backend(morph_runtime_wasm3::Wasm3Options::default()),
+            executor,
+        ),
+        #[cfg(all(feature = "js", target_os = "linux"))]
+        Backend::Js => runtime(
+            morph_runtime_js::worker_backend(morph_worker::WorkerOptions::new()?),
+            executor,
+        ),
+        #[cfg(feature = "js")]
+        Backend::JsInProcess => runtime(morph_runtime_js::in_process_backend(), executor),
+        #[cfg(all(feature = "python", target_os = "linux"))]
+        Backend::Python => runtime(
+            morph_runtime_python::worker_backend(morph_worker::WorkerOptions::new()?),
+            executor,
+        ),
+        #[allow(unreachable_patterns)]
+        other => {
+            return Err(MorphError::unsupported(format!(
+                "backend `{other}` needs worker processes, which this platform does not have"
+            )));
+        }
     })
 }
 
-/// The first compiled backend for `kind` (the default choice).
-pub fn default_for(kind: morph_core::RuntimeKind) -> Option<&'static str> {
-    compiled()
-        .iter()
-        .copied()
-        .find(|name| kind_of(name) == Some(kind))
-}
-
 /// The script engines this build can serve in a worker process.
-pub fn script_engines() -> Vec<Arc<dyn morph_core::ScriptEngine>> {
+#[cfg(target_os = "linux")]
+pub(crate) fn script_engines() -> Vec<Arc<dyn morph_core::ScriptEngine>> {
     vec![
         #[cfg(feature = "js")]
         Arc::new(morph_runtime_js::JsEngine),
@@ -57,83 +288,26 @@ pub fn script_engines() -> Vec<Arc<dyn morph_core::ScriptEngine>> {
     ]
 }
 
-/// Creates backend `name` with its default options.
-pub fn create(name: &str) -> Result<Arc<dyn BaseMorphRuntime>> {
-    create_with_cache(name, None)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Creates backend `name` with its default options, keeping compiled
-/// modules in `cache` where the engine can serialize them (wasmtime,
-/// wasmtime-pulley, wasmer; the interpreters ignore it).
-#[cfg_attr(
-    not(any(feature = "wasmtime", feature = "wasmer")),
-    allow(unused_variables)
-)]
-pub fn create_with_cache(
-    name: &str,
-    cache: Option<Arc<ModuleCache>>,
-) -> Result<Arc<dyn BaseMorphRuntime>> {
-    match name {
-        #[cfg(feature = "wasmtime")]
-        "wasmtime" => {
-            use morph_runtime_wasmtime::{WasmtimeBackend, WasmtimeOptions};
-            let mut backend = WasmtimeBackend::new(WasmtimeOptions::default())?;
-            if let Some(cache) = cache {
-                backend = backend.with_cache(cache);
-            }
-            Ok(Arc::new(morph_core::EngineRuntime::new(backend)?))
+    #[test]
+    fn names_round_trip_and_unknown_names_list_the_choices() {
+        for b in Backend::ALL {
+            assert_eq!(b.name().parse::<Backend>().unwrap(), b);
         }
-        #[cfg(feature = "wasmtime-pulley")]
-        "wasmtime-pulley" => {
-            use morph_runtime_wasmtime::{WasmtimeBackend, WasmtimeOptions};
-            let mut backend = WasmtimeBackend::new(WasmtimeOptions::pulley())?;
-            if let Some(cache) = cache {
-                backend = backend.with_cache(cache);
-            }
-            Ok(Arc::new(morph_core::EngineRuntime::new(backend)?))
+        let e = "wasmtimee".parse::<Backend>().unwrap_err();
+        assert_eq!(e.kind(), morph_core::ErrorKind::NotFound);
+        assert!(e.message().contains("wasmi"), "{e}");
+    }
+
+    #[test]
+    fn a_backend_not_compiled_in_names_its_feature() {
+        for b in Backend::ALL.into_iter().filter(|b| !b.is_compiled()) {
+            let e = b.create().err().expect("not compiled in");
+            assert_eq!(e.kind(), morph_core::ErrorKind::Unsupported);
+            assert!(e.message().contains(b.feature()), "{e}");
         }
-        #[cfg(feature = "wasmer")]
-        "wasmer" => {
-            use morph_runtime_wasmer::{WasmerBackend, WasmerOptions};
-            let mut backend = WasmerBackend::new(WasmerOptions::default());
-            if let Some(cache) = cache {
-                backend = backend.with_cache(cache);
-            }
-            Ok(Arc::new(morph_core::EngineRuntime::new(backend)?))
-        }
-        #[cfg(feature = "wasmi")]
-        "wasmi" => {
-            use morph_runtime_wasmi::{WasmiBackend, WasmiOptions};
-            Ok(Arc::new(morph_core::EngineRuntime::new(
-                WasmiBackend::new(WasmiOptions::default()),
-            )?))
-        }
-        #[cfg(feature = "wasm3")]
-        "wasm3" => {
-            use morph_runtime_wasm3::{Wasm3Backend, Wasm3Options};
-            Ok(Arc::new(morph_core::EngineRuntime::new(
-                Wasm3Backend::new(Wasm3Options::default()),
-            )?))
-        }
-        #[cfg(feature = "js")]
-        "js" => Ok(Arc::new(morph_core::EngineRuntime::new(
-            morph_runtime_js::worker_backend(morph_core::worker::WorkerOptions::new()?),
-        )?)),
-        #[cfg(feature = "js")]
-        "js-inprocess" => Ok(Arc::new(morph_core::EngineRuntime::new(
-            morph_runtime_js::in_process_backend(),
-        )?)),
-        #[cfg(feature = "python")]
-        "python" => Ok(Arc::new(morph_core::EngineRuntime::new(
-            morph_runtime_python::worker_backend(morph_core::worker::WorkerOptions::new()?),
-        )?)),
-        other => Err(MorphError::not_found(format!(
-            "backend `{other}` is not compiled into this build (compiled: {}); enable its Cargo feature",
-            if compiled().is_empty() {
-                "none".to_string()
-            } else {
-                compiled().join(", ")
-            }
-        ))),
     }
 }

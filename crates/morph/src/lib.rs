@@ -1,93 +1,102 @@
 //! # morph
 //!
 //! Run untrusted extensions (WebAssembly, JavaScript, Python) behind one
-//! runtime trait and one capability host. This facade re-exports
-//! [`morph_core`] and the backends compiled in through Cargo features
-//! (`wasmtime`, the default; `js` and `python` for scripts), and offers
-//! [`Morph`], a small top-level handle. A program that runs JavaScript or
-//! Python extensions calls [`main_if_worker`] first in `main`.
+//! runtime trait and one capability host. Every extension describes itself
+//! ([`Extension::describe`]) and executes actions ([`Extension::call`]),
+//! sandboxed: it reaches the outside world only through the host
+//! capabilities its [`HostPolicy`] grants, under resource limits.
 //!
 //! ```no_run
-//! # async fn demo() -> morph::Result<()> {
-//! use morph::{ExecutionContext, HostPolicy, Morph};
-//!
-//! let morph = Morph::builder().build()?;
-//! let ext = morph.load_dir("examples/echo".as_ref(), None).await?;
-//! let out = ext
-//!     .execute("echo", serde_json::json!({"text": "hi"}), &ExecutionContext::default())
-//!     .await?;
-//! println!("{out}");
-//! # Ok(()) }
+//! fn main() -> morph::Result<()> {
+//!     morph::main_if_worker(); // JavaScript and Python workers start here
+//!     let morph = morph::Morph::new()?;
+//!     let hello = morph.load_blocking("examples/hello", &morph::HostPolicy::allow_requested())?;
+//!     let out: serde_json::Value = hello.call("hello", serde_json::json!({}))?;
+//!     println!("{out}");
+//!     Ok(())
+//! }
 //! ```
+//!
+//! The policy is the host's decision: [`HostPolicy::default`] grants
+//! nothing, [`HostPolicy::allow_requested`] grants what the (untrusted)
+//! manifest asks for, capped by the default ceilings, and the builder
+//! methods ([`HostPolicy::grant`], [`HostPolicy::hosts`],
+//! [`HostPolicy::ceilings`]) grant exactly what the host chooses.
+//!
+//! Backends are Cargo features (`wasmtime`, the default; `wasmtime-pulley`,
+//! `wasmer`, `wasmi`, `wasm3`, `js`, `python`) and [`Backend`] variants;
+//! providers too (`persistent` for all of them over a data directory, or
+//! `http`, `redb`, `fs`, `vault-file`, `audit-log`, `module-cache`). With
+//! `default-features = false, features = ["wasmi"]` the library is pure
+//! Rust: no C compiler, no network client, no database.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
-pub mod backends;
+mod backends;
+mod extension;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use morph_core::*;
+pub use backends::{Backend, BackendOptions};
+pub use extension::Extension;
+pub use morph_core::{
+    ActionSpec, AiAccess, BaseMorphRuntime, CapabilityHost, CapabilityHostBuilder, Describe,
+    DescribedAction, EffectivePolicy, Enforcement, EngineLimit, ErrorKind, Execution,
+    ExecutionContext, ExecutionReport, Executor, ExecutorOptions, ExtensionArtifact,
+    ExtensionManager, ExtensionManifest, HostGrant, HostPolicy, InstalledExtension,
+    LimitEnforcement, LoadedExtension, MANIFEST_FILE, MAX_EVENT_HOPS, Metadata, MorphError,
+    ParamSpec, ParamType, Permission, PermissionSet, ResourceLimits, Result, RuntimeInfo,
+    RuntimeKind, validate_id,
+};
+#[cfg(any(
+    feature = "wasmtime",
+    feature = "wasmer",
+    feature = "wasmi",
+    feature = "wasm3"
+))]
+pub use morph_wasm::CompiledModuleCache;
 
-/// Morph's data directory: `$MORPH_DATA_DIR`, else `$XDG_DATA_HOME/morph`,
-/// else `~/.local/share/morph`, else `./.morph`. See [`persistent_host`]
-/// for what it holds.
-pub fn data_dir() -> std::path::PathBuf {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(std::path::PathBuf::from)
+/// Capability providers: the traits a host implements to swap one, the
+/// in-memory ones, and the real ones compiled in through features.
+pub mod host {
+    pub use morph_core::host::{
+        AuditRecord, AuditSink, DataStore, Event, EventBus, FsProvider, HttpLimits, HttpProvider,
+        HttpRequest, HttpResponse, MemoryAuditSink, MemoryDataStore, MemoryVault,
+        RecordingEventBus, VaultChain, VaultProvider, validate_key,
     };
-    env("MORPH_DATA_DIR")
-        .or_else(|| env("XDG_DATA_HOME").map(|d| d.join("morph")))
-        .or_else(|| env("HOME").map(|h| h.join(".local/share/morph")))
-        .unwrap_or_else(|| std::path::PathBuf::from(".morph"))
-}
-
-/// A capability host keeping its state in `data_dir`: sandboxed files in
-/// `files/<extension_id>/`, the key/value store in `data.redb`, the audit
-/// log in `audit.jsonl` (JSON lines); HTTP through [`host::UreqHttp`] to
-/// each extension's allowed hosts; secrets come from `vault`.
-pub fn persistent_host(
-    data_dir: &Path,
-    vault: Arc<dyn host::VaultProvider>,
-) -> Result<CapabilityHost> {
-    Ok(persistent_host_builder(data_dir, vault)?.build())
-}
-
-/// The builder behind [`persistent_host`], for callers (such as an
-/// [`ExtensionManager`]) that complete it themselves.
-pub fn persistent_host_builder(
-    data_dir: &Path,
-    vault: Arc<dyn host::VaultProvider>,
-) -> Result<CapabilityHostBuilder> {
-    let data = host::RedbDataStore::open(&data_dir.join("data.redb"))?;
-    let audit = host::JsonLinesAudit::open(&data_dir.join("audit.jsonl"))?;
-    Ok(CapabilityHost::builder()
-        .vault(vault)
-        .fs(Arc::new(host::SandboxFs::new(data_dir.join("files"))))
-        .http(Arc::new(host::UreqHttp::default()))
-        .data(Arc::new(data))
-        .audit(Arc::new(audit)))
+    pub use morph_host::EnvVault;
+    #[cfg(feature = "audit-log")]
+    pub use morph_host::JsonLinesAudit;
+    #[cfg(feature = "redb")]
+    pub use morph_host::RedbDataStore;
+    #[cfg(feature = "fs")]
+    pub use morph_host::SandboxFs;
+    #[cfg(feature = "http")]
+    pub use morph_host::UreqHttp;
+    #[cfg(feature = "module-cache")]
+    pub use morph_host::{CACHE_KEY_FILE, ModuleCache};
+    #[cfg(feature = "vault-file")]
+    pub use morph_host::{FileVault, VAULT_KEY_ENV};
+    #[cfg(feature = "persistent")]
+    pub use morph_host::{data_dir, persistent_host_builder, persistent_module_cache};
 }
 
 /// Call first thing in `main` of any program that loads JavaScript or
 /// Python extensions: when this process was started as one of Morph's
 /// worker processes, it serves its parent with the script engines compiled
-/// into this build and exits; otherwise it returns at once. (Workers are
-/// the same program re-executed; see [`morph_core::worker`].)
+/// into this build and exits; otherwise it returns at once, touching
+/// nothing. (Workers are the same program re-executed.)
 pub fn main_if_worker() {
-    #[cfg(target_os = "linux")]
-    morph_core::worker::main_if_worker(&backends::script_engines());
+    #[cfg(all(target_os = "linux", any(feature = "js", feature = "python")))]
+    morph_worker::main_if_worker(&backends::script_engines());
 }
 
-/// The module cache in `data_dir` (`cache/`, with its MAC key).
-pub fn persistent_module_cache(data_dir: &Path) -> Result<Arc<ModuleCache>> {
-    Ok(Arc::new(ModuleCache::open(&data_dir.join("cache"))?))
-}
-
-/// The top-level handle: a capability host and the backends in use.
+/// The top-level handle: the capability host and the backend for each
+/// extension kind.
 pub struct Morph {
+    host_builder: CapabilityHostBuilder,
     host: Arc<CapabilityHost>,
     runtimes: BTreeMap<RuntimeKind, Arc<dyn BaseMorphRuntime>>,
 }
@@ -95,98 +104,149 @@ pub struct Morph {
 /// Builds a [`Morph`].
 #[derive(Default)]
 pub struct MorphBuilder {
-    host: Option<Arc<CapabilityHost>>,
-    backends: Vec<String>,
-    cache: Option<Arc<ModuleCache>>,
+    backends: Vec<Backend>,
+    host: CapabilityHostBuilder,
+    options: BackendOptions,
 }
 
 impl MorphBuilder {
-    /// Uses backend `name` for the extension kinds it runs (see
-    /// [`backends::compiled`]). Default: the first compiled backend for
-    /// each kind.
-    pub fn backend(mut self, name: &str) -> Self {
-        self.backends.push(name.to_string());
+    /// Uses `backend` for the extension kind it runs (the first one given
+    /// for a kind wins). Default: the first compiled backend for each kind
+    /// ([`Backend::default_for`]).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backends.push(backend);
         self
     }
 
-    /// Serves host calls with `host`. Default: [`CapabilityHost::in_memory`]
-    /// (no file provider); see [`persistent_host`] for one on disk.
-    pub fn host(mut self, host: Arc<CapabilityHost>) -> Self {
-        self.host = Some(host);
+    /// Serves host calls with the providers of `host`. Default: every
+    /// provider in memory (and no file or HTTP provider).
+    pub fn host(mut self, host: CapabilityHostBuilder) -> Self {
+        self.host = host;
         self
     }
 
-    /// Keeps compiled modules in `cache` (see [`ModuleCache`]; the JIT
-    /// backends use it). Default: none, every load compiles.
-    pub fn module_cache(mut self, cache: Arc<ModuleCache>) -> Self {
-        self.cache = Some(cache);
+    /// Keeps files, data, the audit log and compiled modules in `dir` (see
+    /// [`host::persistent_host_builder`]), with secrets from the
+    /// environment (`MORPH_SECRET_<EXTENSION>_<KEY>`) unless `host` or a
+    /// later call set a vault.
+    #[cfg(feature = "persistent")]
+    pub fn data_dir(mut self, dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        self.host = host::persistent_host_builder(dir, Arc::new(host::EnvVault))?;
+        self.options.module_cache = Some(host::persistent_module_cache(dir)?);
+        Ok(self)
+    }
+
+    /// Keeps compiled modules in `cache` (the JIT backends use it).
+    /// Default: none, every load compiles.
+    #[cfg(any(
+        feature = "wasmtime",
+        feature = "wasmer",
+        feature = "wasmi",
+        feature = "wasm3"
+    ))]
+    pub fn module_cache(mut self, cache: Arc<dyn CompiledModuleCache>) -> Self {
+        self.options.module_cache = Some(cache);
+        self
+    }
+
+    /// Runs executions on `executor`. Default: Morph's shared pool of
+    /// execution threads (16 MiB stacks, a watchdog backstop);
+    /// [`Executor::inline`] runs them on the calling thread instead.
+    pub fn executor(mut self, executor: Executor) -> Self {
+        self.options.executor = Some(executor);
         self
     }
 
     /// Creates the backends.
     pub fn build(self) -> Result<Morph> {
-        let names: Vec<String> = if self.backends.is_empty() {
-            backends::compiled().iter().map(|s| s.to_string()).collect()
+        let chosen = if self.backends.is_empty() {
+            Backend::compiled()
         } else {
             self.backends
         };
         let mut runtimes = BTreeMap::new();
-        for name in names {
-            let runtime = backends::create_with_cache(&name, self.cache.clone())?;
-            for kind in runtime.info().kinds {
-                runtimes.entry(kind).or_insert_with(|| runtime.clone());
+        for backend in chosen {
+            if runtimes.contains_key(&backend.kind()) {
+                continue;
             }
+            let runtime = backend.create_with(&self.options)?;
+            runtimes.insert(backend.kind(), runtime);
         }
         Ok(Morph {
-            host: self
-                .host
-                .unwrap_or_else(|| Arc::new(CapabilityHost::in_memory())),
+            host: Arc::new(self.host.clone().build()),
+            host_builder: self.host,
             runtimes,
         })
     }
 }
 
 impl Morph {
+    /// Every compiled backend, providers in memory.
+    pub fn new() -> Result<Morph> {
+        Morph::builder().build()
+    }
+
     /// A builder.
     pub fn builder() -> MorphBuilder {
         MorphBuilder::default()
     }
 
-    /// The capability host.
+    /// The capability host every extension loaded here uses.
     pub fn host(&self) -> &Arc<CapabilityHost> {
         &self.host
     }
 
     /// The backend that runs `kind`, if any.
-    pub fn runtime_for(&self, kind: RuntimeKind) -> Option<&Arc<dyn BaseMorphRuntime>> {
+    pub fn runtime(&self, kind: RuntimeKind) -> Option<&Arc<dyn BaseMorphRuntime>> {
         self.runtimes.get(&kind)
     }
 
-    /// Loads the extension in `dir` under `policy` (default: grant what
-    /// the manifest requests, capped by the default ceilings).
-    pub async fn load_dir(
-        &self,
-        dir: &Path,
-        policy: Option<HostPolicy>,
-    ) -> Result<Box<dyn LoadedExtension>> {
+    fn runtime_for(&self, kind: RuntimeKind) -> Result<&Arc<dyn BaseMorphRuntime>> {
+        self.runtime(kind).ok_or_else(|| {
+            MorphError::unsupported(format!(
+                "no backend for {kind} extensions is in use (compiled: {})",
+                Backend::compiled()
+                    .iter()
+                    .map(|b| b.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+
+    /// Loads the extension in directory `dir` under `policy`.
+    pub async fn load(&self, dir: impl AsRef<Path>, policy: &HostPolicy) -> Result<Extension> {
         let artifact = ExtensionArtifact::from_dir(dir)?;
-        self.load(&artifact, policy).await
+        self.load_artifact(&artifact, policy).await
     }
 
     /// Loads `artifact` under `policy` on the backend for its kind.
-    pub async fn load(
+    pub async fn load_artifact(
         &self,
         artifact: &ExtensionArtifact,
-        policy: Option<HostPolicy>,
-    ) -> Result<Box<dyn LoadedExtension>> {
-        let kind = artifact.manifest.runtime;
-        let runtime = self.runtime_for(kind).ok_or_else(|| {
-            MorphError::unsupported(format!(
-                "no compiled backend runs {kind} extensions (compiled: {})",
-                backends::compiled().join(", ")
-            ))
-        })?;
-        let policy = policy.unwrap_or_else(|| HostPolicy::grant_requested(&artifact.manifest));
-        runtime.load(artifact, self.host.clone(), &policy).await
+        policy: &HostPolicy,
+    ) -> Result<Extension> {
+        let runtime = self.runtime_for(artifact.manifest.runtime)?;
+        let loaded = runtime.load(artifact, self.host.clone(), policy).await?;
+        Ok(Extension::new(Arc::from(loaded)))
+    }
+
+    /// [`load`](Self::load) for callers without an async runtime: blocks
+    /// the calling thread (not for a thread of an async runtime).
+    pub fn load_blocking(&self, dir: impl AsRef<Path>, policy: &HostPolicy) -> Result<Extension> {
+        pollster::block_on(self.load(dir, policy))
+    }
+
+    /// An [`ExtensionManager`] installing into `root`, with this handle's
+    /// backends and providers (its event bus delivers to installed
+    /// listeners).
+    pub fn manager(&self, root: impl AsRef<Path>) -> Result<ExtensionManager> {
+        ExtensionManager::new(
+            root.as_ref(),
+            self.host_builder.clone(),
+            self.runtimes.clone(),
+            None,
+        )
     }
 }

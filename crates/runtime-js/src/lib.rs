@@ -16,7 +16,7 @@
 //! Two backends run the same engine ([`JsEngine`]):
 //! - [`worker_backend`] (`js`): each extension in a worker process (this
 //!   program re-executed; its `main` must call
-//!   [`morph_core::worker::main_if_worker`] first). The worker caps its
+//!   [`morph_worker::main_if_worker`] first). The worker caps its
 //!   address space at `max_memory_mb` (`memory_limit`), closes a seccomp
 //!   sandbox, and is killed if it outruns its deadline.
 //! - [`in_process_backend`] (`js-inprocess`): in the host process. Boa has
@@ -59,7 +59,7 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use morph_core::EngineRuntime;
-//! use morph_core::worker::{WorkerOptions, main_if_worker};
+//! use morph_worker::{WorkerOptions, main_if_worker};
 //! use morph_runtime_js::{JsEngine, worker_backend};
 //!
 //! fn main() -> morph_core::Result<()> {
@@ -76,8 +76,9 @@ mod marshal;
 
 use std::sync::Arc;
 
-use morph_core::worker::{WorkerBackend, WorkerOptions};
 use morph_core::{Enforcement, EngineLimit, RuntimeInfo, RuntimeKind, ScriptBackend};
+#[cfg(target_os = "linux")]
+use morph_worker::{WorkerBackend, WorkerOptions};
 
 /// The name of the worker backend ([`worker_backend`]).
 pub const BACKEND_NAME: &str = "js";
@@ -102,7 +103,7 @@ pub const VALUE_STACK_LIMIT: usize = 256 * 1024;
 /// The JavaScript engine: Boa with Morph's prelude, as a
 /// [`ScriptEngine`](morph_core::ScriptEngine) for [`ScriptBackend`] (in
 /// process) and for [`WorkerBackend`] workers (give it to
-/// [`main_if_worker`](morph_core::worker::main_if_worker)).
+/// [`main_if_worker`](morph_worker::main_if_worker)).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsEngine;
 
@@ -147,8 +148,9 @@ pub fn in_process_info() -> RuntimeInfo {
 
 /// The `js` backend: each extension runs in a sandboxed worker process
 /// (`options.command`, by default this program, whose `main` must call
-/// [`main_if_worker`](morph_core::worker::main_if_worker) with a
+/// [`main_if_worker`](morph_worker::main_if_worker) with a
 /// [`JsEngine`] first). Enforces every limit but fuel.
+#[cfg(target_os = "linux")]
 pub fn worker_backend(options: WorkerOptions) -> WorkerBackend {
     WorkerBackend::new(RuntimeKind::Js, worker_info(), true, options)
 }

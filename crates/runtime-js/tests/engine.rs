@@ -57,7 +57,7 @@ async fn load_with(
     let host = Arc::new(CapabilityHost::builder().vault(vault()).build());
     let policy = HostPolicy {
         enforcement,
-        ..HostPolicy::grant_requested(&artifact.manifest)
+        ..HostPolicy::allow_requested()
     };
     runtime.load(&artifact, host, &policy).await
 }

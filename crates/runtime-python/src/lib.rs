@@ -2,7 +2,7 @@
 //!
 //! Morph's backend for Python extensions (`extension.py`): CPython embedded
 //! through [pyo3](https://pyo3.rs), run in a worker process per extension
-//! (morph-core's [`worker`](morph_core::worker) mechanism). Engine glue
+//! (the [`morph_worker`] mechanism). Engine glue
 //! only: manifest, permissions, quotas, envelopes and audit are core's.
 //!
 //! Why a worker: in-process CPython is one interpreter for every extension
@@ -32,7 +32,7 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use morph_core::EngineRuntime;
-//! use morph_core::worker::{WorkerOptions, main_if_worker};
+//! use morph_worker::{WorkerOptions, main_if_worker};
 //! use morph_runtime_python::{PythonEngine, worker_backend};
 //!
 //! fn main() -> morph_core::Result<()> {
@@ -47,8 +47,9 @@
 
 mod engine;
 
-use morph_core::worker::{WorkerBackend, WorkerOptions};
 use morph_core::{Enforcement, EngineLimit, RuntimeInfo, RuntimeKind};
+#[cfg(target_os = "linux")]
+use morph_worker::{WorkerBackend, WorkerOptions};
 
 pub use engine::{PRELOADED_MODULES, PythonEngine, RECURSION_LIMIT};
 
@@ -76,8 +77,9 @@ pub fn info() -> RuntimeInfo {
 
 /// The Python backend: each extension in its own worker process (the
 /// program in `options.command`, which must call
-/// [`main_if_worker`](morph_core::worker::main_if_worker) with a
+/// [`main_if_worker`](morph_worker::main_if_worker) with a
 /// [`PythonEngine`] first in `main`).
+#[cfg(target_os = "linux")]
 pub fn worker_backend(options: WorkerOptions) -> WorkerBackend {
     WorkerBackend::new(RuntimeKind::Python, info(), false, options)
 }

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use morph_core::worker::{WorkerOptions, main_if_worker};
 use morph_core::{BaseMorphRuntime, EngineRuntime};
 use morph_runtime_python::{BACKEND_NAME, PythonEngine, worker_backend};
+use morph_worker::{WorkerOptions, main_if_worker};
 
 fn main() {
     main_if_worker(&[Arc::new(PythonEngine)]);

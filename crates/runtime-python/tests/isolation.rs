@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use morph_core::worker::{WorkerOptions, main_if_worker};
 use morph_core::{
     BaseMorphRuntime, CapabilityHost, EngineRuntime, ErrorKind, ExecutionContext,
     ExtensionArtifact, HostPolicy, LoadedExtension,
 };
 use morph_runtime_python::{PythonEngine, worker_backend};
+use morph_worker::{WorkerOptions, main_if_worker};
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> Result<ExtensionArtifact, Failed> {
@@ -35,7 +35,7 @@ async fn load(
         artifact.manifest.resource_limits.max_execution_ms = ms;
         artifact.manifest.resource_limits.max_memory_mb = mb;
     }
-    let policy = HostPolicy::grant_requested(&artifact.manifest);
+    let policy = HostPolicy::allow_requested();
     runtime
         .load(&artifact, host.clone(), &policy)
         .await

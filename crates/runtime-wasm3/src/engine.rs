@@ -1,24 +1,23 @@
-//! Load (instrument and check), instantiate per run, call.
+//! Check at load, instantiate per run, call: wasm3 as a [`WasmEngine`].
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::{Arc, Weak};
 
-use morph_core::wasm::{GuestExport, GuestInstance, WasmModule, drive, instrument};
-use morph_core::{
-    EffectivePolicy, GuestCall, GuestRun, MorphError, PreparedExtension, Result, Session,
-};
-use wasm3x::{CompilationMode, Config, Engine, Instance, Linker, Memory, Module, Store};
+use morph_core::{MorphError, Result};
+use morph_wasm::{EngineInstance, GuestContext, GuestExport, Import, NotInstantiated, WasmEngine};
+use wasm3x::{CompilationMode, Config, Engine, Instance, Linker, Memory, Module, Store, Val};
 
-use crate::Wasm3Options;
 use crate::imports::linker;
+use crate::{Wasm3Engine, Wasm3Options};
 
-/// An instrumented module wasm3 was shown to compile. wasm3's engine and
-/// store are `!Send`: each execution thread keeps its own engine, module
-/// and linker for it ([`Loaded`]), and each run gets a fresh store.
-pub struct Prepared {
+/// An instrumented module wasm3 was shown to compile, with its imports.
+/// wasm3's engine and store are `!Send`: each execution thread keeps its
+/// own engine, module and linker for it ([`Loaded`]), and each run gets a
+/// fresh store.
+pub struct Linked {
     bytes: Arc<[u8]>,
-    validated: WasmModule,
+    imports: Arc<[Import]>,
     options: Wasm3Options,
 }
 
@@ -34,30 +33,84 @@ fn unsupported(e: wasm3x::Error) -> MorphError {
     MorphError::unsupported(format!("wasm3 cannot load this module: {e}"))
 }
 
-impl Prepared {
-    /// Instruments `module` and compiles every function once (wasm3
-    /// compiles lazily at run time), so a module wasm3 cannot run fails at
-    /// load with `unsupported`, not in the middle of an execution.
-    pub fn new(
-        module: &WasmModule,
-        policy: &EffectivePolicy,
-        options: Wasm3Options,
-    ) -> Result<Self> {
-        let bytes: Arc<[u8]> =
-            instrument::instrument(module.bytes(), policy.limits.max_memory_bytes())?.into();
-        let engine = engine(options, CompilationMode::Eager);
+impl WasmEngine for Wasm3Engine {
+    type Compiled = Arc<[u8]>;
+    type Linked = Linked;
+    type Instance = Wasm3Instance;
+
+    fn info(&self) -> morph_core::RuntimeInfo {
+        crate::info()
+    }
+
+    fn instrumented(&self) -> bool {
+        true
+    }
+
+    /// wasm3's native-stack guard lets guest code use 8 MiB − 128 KiB
+    /// below the point where a call enters it, and host calls at the
+    /// deepest point need room beyond that.
+    fn native_stack_needed(&self) -> usize {
+        crate::NATIVE_STACK_NEEDED
+    }
+
+    fn compile(&self, wasm: &[u8]) -> Result<Arc<[u8]>> {
+        Ok(wasm.into())
+    }
+
+    /// Compiles every function once (wasm3 compiles lazily at run time),
+    /// so a module wasm3 cannot run fails at load with `unsupported`, not
+    /// in the middle of an execution.
+    fn link(&self, bytes: Arc<[u8]>, imports: Arc<[Import]>) -> Result<Linked> {
+        let engine = engine(self.options, CompilationMode::Eager);
         let wasm = Module::new(&engine, &bytes[..]).map_err(unsupported)?;
         let mut store = Store::new(&engine, ());
-        linker::<()>(&engine, module)?
+        linker::<()>(&engine, &imports)?
             .instantiate(&mut store, &wasm)
             .map_err(unsupported)?;
-        Ok(Prepared {
+        Ok(Linked {
             bytes,
-            validated: module.clone(),
-            options,
+            imports,
+            options: self.options,
         })
     }
 
+    fn instantiate(
+        &self,
+        linked: &Linked,
+        context: GuestContext,
+    ) -> std::result::Result<Wasm3Instance, Box<NotInstantiated>> {
+        let loaded = match linked.loaded() {
+            Ok(loaded) => loaded,
+            Err(e) => return Err(NotInstantiated::new(e, context)),
+        };
+        let mut store = Store::new(&loaded.engine, context);
+        let live = loaded
+            .linker
+            .instantiate_and_start(&mut store, &loaded.module)
+            .map_err(|e| map_error(&e, "instantiation (start function)"))
+            .and_then(|instance| {
+                let memory = instance.get_memory(&store).ok_or_else(|| {
+                    MorphError::invalid_module("export `memory`: the module has none")
+                })?;
+                Ok((instance, memory))
+            });
+        match live {
+            Ok((instance, memory)) => Ok(Wasm3Instance {
+                store,
+                instance,
+                memory,
+                _loaded: loaded,
+            }),
+            Err(e) => {
+                let mut context = store.data_mut().take();
+                let e = context.session().take_fatal().unwrap_or(e);
+                Err(NotInstantiated::new(e, context))
+            }
+        }
+    }
+}
+
+impl Linked {
     /// This thread's engine, parsed module and linker for this extension,
     /// made on first use.
     fn loaded(&self) -> Result<Loaded> {
@@ -73,7 +126,7 @@ impl Prepared {
             }
             let engine = engine(self.options, CompilationMode::Lazy);
             let module = Module::new(&engine, &self.bytes[..]).map_err(unsupported)?;
-            let linker = Rc::new(linker::<Session>(&engine, &self.validated)?);
+            let linker = Rc::new(linker::<GuestContext>(&engine, &self.imports)?);
             if loaded.len() >= LOADED_PER_THREAD {
                 loaded.remove(0);
             }
@@ -87,22 +140,11 @@ impl Prepared {
             Ok(entry)
         })
     }
-
-    fn instantiate(&self, loaded: &Loaded, store: &mut Store<Session>) -> Result<Wasm3Parts> {
-        let instance = loaded
-            .linker
-            .instantiate_and_start(store, &loaded.module)
-            .map_err(|e| map_error(&e, "instantiation (start function)"))?;
-        let memory = instance
-            .get_memory(&*store)
-            .ok_or_else(|| MorphError::invalid_module("export `memory`: the module has none"))?;
-        Ok(Wasm3Parts { instance, memory })
-    }
 }
 
 /// What a run needs besides its store, kept per execution thread. wasm3's
 /// engine, module and linker are `!Send`, so they cannot live in
-/// [`Prepared`]; rebuilding them for every run cost an engine, a second
+/// [`Linked`]; rebuilding them for every run cost an engine, a second
 /// parse of the module and the linker's host-function table each time.
 /// The `Weak` names the extension: it keeps the bytes' allocation (so the
 /// address cannot be reused) and shows when the extension is gone.
@@ -111,7 +153,7 @@ struct Loaded {
     bytes: Weak<[u8]>,
     engine: Engine,
     module: Module,
-    linker: Rc<Linker<Session>>,
+    linker: Rc<Linker<GuestContext>>,
 }
 
 /// Most extensions one execution thread keeps loaded (oldest dropped
@@ -122,13 +164,8 @@ thread_local! {
     static LOADED: RefCell<Vec<Loaded>> = const { RefCell::new(Vec::new()) };
 }
 
-struct Wasm3Parts {
-    instance: Instance,
-    memory: Memory,
-}
-
 /// Maps a wasm3 error from calling `export` onto a Morph kind. (A fatal
-/// error recorded in the session wins over this in `drive`.)
+/// error recorded in the session wins over this.)
 fn map_error(err: &wasm3x::Error, export: &str) -> MorphError {
     let message = err.to_string();
     if message.contains("stack overflow") {
@@ -138,82 +175,42 @@ fn map_error(err: &wasm3x::Error, export: &str) -> MorphError {
     }
 }
 
-struct Wasm3Instance<'s> {
-    store: &'s mut Store<Session>,
-    parts: Wasm3Parts,
+/// One execution's instance and store.
+pub struct Wasm3Instance {
+    store: Store<GuestContext>,
+    instance: Instance,
+    memory: Memory,
+    _loaded: Loaded,
 }
 
-impl GuestInstance for Wasm3Instance<'_> {
+impl EngineInstance for Wasm3Instance {
     fn call(&mut self, export: GuestExport, args: &[i32]) -> Result<i64> {
         let name = export.name();
-        let instance = self.parts.instance;
-        let store = &mut *self.store;
-        let missing =
-            |e: wasm3x::Error| MorphError::invalid_module(format!("export `{name}`: {e}"));
-        let result = match (export, args) {
-            (GuestExport::Initialize, []) => instance
-                .get_typed_func::<(), ()>(&*store, name)
-                .map_err(missing)?
-                .call(store, ())
-                .map(|()| 0),
-            (GuestExport::AbiVersion, []) => instance
-                .get_typed_func::<(), i32>(&*store, name)
-                .map_err(missing)?
-                .call(store, ())
-                .map(i64::from),
-            (GuestExport::Alloc, [size]) => instance
-                .get_typed_func::<i32, i32>(&*store, name)
-                .map_err(missing)?
-                .call(store, *size)
-                .map(|p| i64::from(p as u32)),
-            (GuestExport::Describe, []) => instance
-                .get_typed_func::<(), i64>(&*store, name)
-                .map_err(missing)?
-                .call(store, ()),
-            (GuestExport::Execute, [a, b, c, d, e, f]) => instance
-                .get_typed_func::<(i32, i32, i32, i32, i32, i32), i64>(&*store, name)
-                .map_err(missing)?
-                .call(store, (*a, *b, *c, *d, *e, *f)),
-            _ => {
-                return Err(MorphError::host_error(format!(
-                    "`{name}` called with {} arguments",
-                    args.len()
-                )));
-            }
-        };
-        result.map_err(|e| map_error(&e, name))
+        let func = self
+            .instance
+            .get_func(&self.store, name)
+            .ok_or_else(|| MorphError::invalid_module(format!("export `{name}` missing")))?;
+        let params: Vec<Val> = args.iter().map(|a| Val::I32(*a)).collect();
+        let mut results = [Val::I64(0)];
+        let results = &mut results[..usize::from(export.result().is_some())];
+        func.call(&mut self.store, &params, results)
+            .map_err(|e| map_error(&e, name))?;
+        Ok(match results.first() {
+            Some(Val::I32(x)) => i64::from(*x),
+            Some(Val::I64(x)) => *x,
+            _ => 0,
+        })
     }
 
     fn memory(&mut self) -> &mut [u8] {
-        self.parts.memory.data_mut(self.store)
+        self.memory.data_mut(&mut self.store)
     }
 
-    fn session(&mut self) -> &mut Session {
+    fn context(&mut self) -> &mut GuestContext {
         self.store.data_mut()
     }
-}
 
-impl PreparedExtension for Prepared {
-    fn run(&self, session: Session, call: GuestCall<'_>) -> GuestRun {
-        let loaded = match self.loaded() {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                return GuestRun {
-                    session,
-                    result: Err(e),
-                };
-            }
-        };
-        let mut store = Store::new(&loaded.engine, session);
-        let result = self.instantiate(&loaded, &mut store).and_then(|parts| {
-            let mut live = Wasm3Instance {
-                store: &mut store,
-                parts,
-            };
-            drive(&mut live, &self.validated, &call)
-        });
-        let mut session = store.data_mut().take();
-        let result = result.map_err(|e| session.take_fatal().unwrap_or(e));
-        GuestRun { session, result }
+    fn finish(mut self) -> GuestContext {
+        self.store.data_mut().take()
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Morph's backend on [wasm3](https://github.com/wasm3/wasm3) 0.9, the small
 //! C interpreter, through the [`wasm3x`] bindings. Engine glue only: every
-//! shared rule lives in `morph-core`.
+//! shared rule lives in `morph-core` and `morph-wasm` ([`Wasm3Engine`]
+//! implements `morph_wasm::WasmEngine`).
 //!
 //! **Why `wasm3x` and not the `wasm3` crate:** `wasm3` 0.3.1 bundles wasm3
 //! 0.4.7, which has no `memory.copy`/`memory.fill` and rejects the 5-byte
@@ -18,7 +19,7 @@
 //!
 //! Limits (wasm3 has no fuel, deadline or memory cap of its own):
 //! - `max_execution_ms`: **instrumented** by core
-//!   ([`morph_core::wasm::instrument`]): a host deadline check every few
+//!   ([`morph_wasm::instrument`]): a host deadline check every few
 //!   thousand loop iterations and function entries.
 //! - `max_memory_mb`: **instrumented**: `memory.grow` is rewritten to end
 //!   the execution with `memory_limit` before growing past the cap.
@@ -41,9 +42,9 @@
 //!
 //! ```no_run
 //! use morph_core::EngineRuntime;
-//! use morph_runtime_wasm3::{Wasm3Backend, Wasm3Options};
+//! use morph_runtime_wasm3::Wasm3Options;
 //!
-//! let runtime = EngineRuntime::new(Wasm3Backend::new(Wasm3Options::default()))?;
+//! let runtime = EngineRuntime::new(morph_runtime_wasm3::backend(Wasm3Options::default()))?;
 //! # Ok::<(), morph_core::MorphError>(())
 //! ```
 #![warn(missing_docs)]
@@ -51,12 +52,10 @@
 mod engine;
 mod imports;
 
-use std::sync::Arc;
+use morph_core::{Enforcement, EngineLimit, RuntimeInfo};
+use morph_wasm::WasmBackend;
 
-use morph_core::{
-    Backend, EffectivePolicy, Enforcement, EngineLimit, EntryCode, PreparedExtension, Result,
-    RuntimeInfo,
-};
+pub use engine::Wasm3Instance;
 
 /// The backend name users choose.
 pub const BACKEND_NAME: &str = "wasm3";
@@ -85,52 +84,32 @@ impl Default for Wasm3Options {
     }
 }
 
-/// The wasm3 backend.
+/// The wasm3 backend as core runs it.
+pub type Wasm3Backend = WasmBackend<Wasm3Engine>;
+
+/// The wasm3 backend with `options`.
+pub fn backend(options: Wasm3Options) -> Wasm3Backend {
+    WasmBackend::new(Wasm3Engine { options })
+}
+
+/// wasm3 as a `morph_wasm::WasmEngine`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Wasm3Backend {
+pub struct Wasm3Engine {
     options: Wasm3Options,
 }
 
-impl Wasm3Backend {
-    /// A backend with `options`.
-    pub fn new(options: Wasm3Options) -> Self {
-        Wasm3Backend { options }
-    }
-}
-
-impl Backend for Wasm3Backend {
-    fn info(&self) -> RuntimeInfo {
-        RuntimeInfo::wasm(
-            BACKEND_NAME,
-            "wasm3 (wasm3x)",
-            WASM3_VERSION,
-            "interpreter",
-            [
-                (EngineLimit::ExecutionTime, Enforcement::Instrumented),
-                (EngineLimit::Memory, Enforcement::Instrumented),
-                (EngineLimit::Stack, Enforcement::Native),
-                (EngineLimit::Fuel, Enforcement::Unsupported),
-            ],
-        )
-    }
-
-    /// wasm3's native-stack guard lets guest code use 8 MiB − 128 KiB
-    /// below the point where a call enters it, and host calls at the
-    /// deepest point need room beyond that.
-    fn native_stack_needed(&self) -> usize {
-        NATIVE_STACK_NEEDED
-    }
-
-    fn prepare(
-        &self,
-        code: &EntryCode,
-        policy: &EffectivePolicy,
-    ) -> Result<Arc<dyn PreparedExtension>> {
-        let module = code.wasm(BACKEND_NAME)?;
-        Ok(Arc::new(engine::Prepared::new(
-            module,
-            policy,
-            self.options,
-        )?))
-    }
+/// The [`RuntimeInfo`] of the wasm3 backend.
+pub fn info() -> RuntimeInfo {
+    RuntimeInfo::wasm(
+        BACKEND_NAME,
+        "wasm3 (wasm3x)",
+        WASM3_VERSION,
+        "interpreter",
+        [
+            (EngineLimit::ExecutionTime, Enforcement::Instrumented),
+            (EngineLimit::Memory, Enforcement::Instrumented),
+            (EngineLimit::Stack, Enforcement::Native),
+            (EngineLimit::Fuel, Enforcement::Unsupported),
+        ],
+    )
 }

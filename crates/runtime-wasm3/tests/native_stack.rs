@@ -10,7 +10,7 @@ use morph_core::{
     BaseMorphRuntime, CapabilityHost, EngineRuntime, ErrorKind, ExecutionContext,
     ExtensionArtifact, HostPolicy,
 };
-use morph_runtime_wasm3::{Wasm3Backend, Wasm3Options};
+use morph_runtime_wasm3::Wasm3Options;
 use serde_json::json;
 
 #[tokio::test]
@@ -20,11 +20,11 @@ async fn native_stack_guard_ends_deep_recursion() {
         .root
         .join("fixtures/kitchen");
     let artifact = ExtensionArtifact::from_dir(&dir).expect("kitchen fixture");
-    let runtime = EngineRuntime::new(Wasm3Backend::new(Wasm3Options {
+    let runtime = EngineRuntime::new(morph_runtime_wasm3::backend(Wasm3Options {
         value_stack_bytes: 256 << 20,
     }))
     .expect("runtime");
-    let policy = HostPolicy::grant_requested(&artifact.manifest);
+    let policy = HostPolicy::allow_requested();
     let ext = runtime
         .load(&artifact, Arc::new(CapabilityHost::in_memory()), &policy)
         .await
@@ -60,10 +60,10 @@ fn inline_executor_on_a_small_stack_is_not_used_for_wasm3() {
                     .join("fixtures/kitchen");
                 let artifact = ExtensionArtifact::from_dir(&dir).expect("kitchen fixture");
                 let runtime = EngineRuntime::with_executor(
-                    Wasm3Backend::new(Wasm3Options::default()),
+                    morph_runtime_wasm3::backend(Wasm3Options::default()),
                     morph_core::Executor::inline(),
                 );
-                let policy = HostPolicy::grant_requested(&artifact.manifest);
+                let policy = HostPolicy::allow_requested();
                 let ext = runtime
                     .load(&artifact, Arc::new(CapabilityHost::in_memory()), &policy)
                     .await

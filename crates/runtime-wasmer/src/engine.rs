@@ -1,209 +1,187 @@
-//! Compile (instrumented), instantiate, call.
+//! Compile (instrumented), link, instantiate, call: wasmer as a
+//! [`WasmEngine`].
 
-use morph_core::wasm::instrument::{self, DEADLINE_IMPORT, INSTRUMENT_MODULE, MEMORY_LIMIT_IMPORT};
-use morph_core::wasm::{
-    GuestExport, GuestInstance, HostImport, IMPORT_MODULE, WASI_MODULE, WasmModule, WasmType,
-    drive, wasi,
-};
-use morph_core::{
-    EffectivePolicy, GuestCall, GuestRun, ModuleCache, MorphError, PreparedExtension, Result,
-    Session,
+use std::sync::Arc;
+
+use morph_core::{MorphError, Result};
+use morph_wasm::{
+    EngineInstance, GuestContext, GuestExport, Import, NotInstantiated, WasmEngine, WasmType,
 };
 use wasmer::{
-    Engine, Function, FunctionEnv, FunctionEnvMut, FunctionType, Imports, Instance, Memory, Module,
+    Function, FunctionEnv, FunctionEnvMut, FunctionType, Imports, Instance, Memory, Module,
     RuntimeError, Store, Type, Value,
 };
 
-use crate::WASMER_VERSION;
-use crate::marshal::{fail, map_error, with_memory};
+use crate::marshal::{map_error, narrow, widen, with_memory};
+use crate::{WASMER_VERSION, WasmerEngine};
 
 /// What a store's function environment carries.
-pub struct StoreState {
-    pub session: Session,
+pub struct StoreData {
+    pub context: GuestContext,
     pub memory: Option<Memory>,
 }
 
-/// An instrumented, compiled module: each run instantiates it afresh.
-pub struct Prepared {
-    engine: Engine,
+/// A compiled module and the imports to define in each run's store.
+pub struct Linked {
     module: Module,
-    validated: WasmModule,
+    imports: Arc<[Import]>,
 }
 
-impl Prepared {
-    pub fn new(
-        engine: &Engine,
-        module: &WasmModule,
-        policy: &EffectivePolicy,
-        cache: Option<&ModuleCache>,
-    ) -> Result<Self> {
-        let bytes = instrument::instrument(module.bytes(), policy.limits.max_memory_bytes())?;
-        let fingerprint = format!("wasmer-{WASMER_VERSION}-{}", engine.deterministic_id());
-        let (compiled, _) = ModuleCache::load(
-            cache,
-            &fingerprint,
-            &bytes,
-            // SAFETY: `ModuleCache::load` passes only bytes whose keyed MAC
-            // checked out under this installation's key, i.e. an artifact
-            // this installation serialized with this engine (fingerprint
-            // included in the MAC).
-            |artifact| {
-                unsafe { Module::deserialize(engine, artifact.to_vec()) }.map_err(|e| e.to_string())
-            },
-            || {
-                Module::new(engine, &bytes).map_err(|e| {
-                    MorphError::invalid_module(format!("wasmer cannot compile it: {e}"))
-                })
-            },
-            |compiled| {
-                compiled
-                    .serialize()
-                    .map(|b| b.to_vec())
-                    .map_err(|e| e.to_string())
-            },
-        )?;
-        Ok(Prepared {
-            engine: engine.clone(),
-            module: compiled,
-            validated: module.clone(),
-        })
+fn valtype(t: WasmType) -> Type {
+    match t {
+        WasmType::I32 => Type::I32,
+        WasmType::I64 => Type::I64,
+    }
+}
+
+impl WasmEngine for WasmerEngine {
+    type Compiled = Module;
+    type Linked = Linked;
+    type Instance = WasmerInstance;
+
+    fn info(&self) -> morph_core::RuntimeInfo {
+        crate::info()
     }
 
-    fn imports(&self, store: &mut Store, env: &FunctionEnv<StoreState>) -> Imports {
-        let mut imports = Imports::new();
-        for import in self.validated.imports() {
-            let name = import.name();
-            let function = match import {
-                HostImport::HostCall | HostImport::HostResponse => {
-                    let import = *import;
-                    Function::new_typed_with_env(
-                        store,
-                        env,
-                        move |mut env: FunctionEnvMut<StoreState>, ptr: i32, len: i32| {
-                            with_memory(&mut env, import.name(), |m, s| {
-                                s.serve_pair(import, m, ptr as u32, len as u32)
-                            })
-                            .map(|n| n as i32)
-                        },
-                    )
-                }
-                HostImport::Log => Function::new_typed_with_env(
+    fn instrumented(&self) -> bool {
+        true
+    }
+
+    fn compile(&self, wasm: &[u8]) -> Result<Module> {
+        Module::new(&self.engine, wasm)
+            .map_err(|e| MorphError::invalid_module(format!("wasmer cannot compile it: {e}")))
+    }
+
+    fn cache_fingerprint(&self) -> Option<String> {
+        Some(format!(
+            "wasmer-{WASMER_VERSION}-{}",
+            self.engine.deterministic_id()
+        ))
+    }
+
+    fn serialize(&self, compiled: &Module) -> Result<Vec<u8>> {
+        compiled
+            .serialize()
+            .map(|b| b.to_vec())
+            .map_err(|e| MorphError::host_error(format!("wasmer serialize: {e}")))
+    }
+
+    unsafe fn deserialize(&self, artifact: &[u8]) -> Result<Module> {
+        // SAFETY: forwarded from this function's contract: `artifact` is
+        // what `serialize` wrote on an engine with this fingerprint.
+        unsafe { Module::deserialize(&self.engine, artifact.to_vec()) }
+            .map_err(|e| MorphError::host_error(format!("wasmer deserialize: {e}")))
+    }
+
+    fn link(&self, module: Module, imports: Arc<[Import]>) -> Result<Linked> {
+        Ok(Linked { module, imports })
+    }
+
+    fn instantiate(
+        &self,
+        linked: &Linked,
+        context: GuestContext,
+    ) -> std::result::Result<WasmerInstance, Box<NotInstantiated>> {
+        let mut store = Store::new(self.engine.clone());
+        let env = FunctionEnv::new(
+            &mut store,
+            StoreData {
+                context,
+                memory: None,
+            },
+        );
+        let imports = imports(&mut store, &env, &linked.imports);
+        let live = Instance::new(&mut store, &linked.module, &imports)
+            .map_err(|e| MorphError::trap(format!("instantiation failed: {e}")))
+            .and_then(|instance| {
+                let memory = instance
+                    .exports
+                    .get_memory("memory")
+                    .map_err(|e| MorphError::invalid_module(format!("export `memory`: {e}")))?
+                    .clone();
+                Ok((instance, memory))
+            });
+        match live {
+            Ok((instance, memory)) => {
+                env.as_mut(&mut store).memory = Some(memory.clone());
+                Ok(WasmerInstance {
                     store,
                     env,
-                    |mut env: FunctionEnvMut<StoreState>, level: i32, ptr: i32, len: i32| {
-                        with_memory(&mut env, "log", |m, s| {
-                            s.log(m, level, ptr as u32, len as u32)
-                        })
-                    },
-                ),
-            };
-            imports.define(IMPORT_MODULE, name, function);
+                    instance,
+                    memory,
+                })
+            }
+            Err(e) => {
+                let mut context = env.as_mut(&mut store).context.take();
+                let e = context.session().take_fatal().unwrap_or(e);
+                Err(NotInstantiated::new(e, context))
+            }
         }
-        for import in self.validated.wasi_imports() {
-            let valtype = |t: &WasmType| match t {
-                WasmType::I32 => Type::I32,
-                WasmType::I64 => Type::I64,
-            };
-            let ty = FunctionType::new(
-                import.params.iter().map(valtype).collect::<Vec<_>>(),
-                import.results.iter().map(valtype).collect::<Vec<_>>(),
-            );
-            let name = import.name.clone();
-            let function = Function::new_with_env(
-                store,
-                env,
-                ty,
-                move |mut env: FunctionEnvMut<StoreState>,
-                      params: &[Value]|
-                      -> std::result::Result<Vec<Value>, RuntimeError> {
-                    let args: Vec<i64> = params
-                        .iter()
-                        .map(|v| match v {
-                            Value::I32(x) => i64::from(*x),
-                            Value::I64(x) => *x,
-                            _ => 0,
-                        })
-                        .collect();
-                    let errno =
-                        with_memory(&mut env, &name, |m, s| wasi::call(s, m, &name, &args))?;
-                    Ok(errno.map(Value::I32).into_iter().collect())
-                },
-            );
-            imports.define(WASI_MODULE, &import.name, function);
-        }
-        imports.define(
-            INSTRUMENT_MODULE,
-            DEADLINE_IMPORT,
-            Function::new_typed_with_env(store, env, |mut env: FunctionEnvMut<StoreState>| {
-                instrument::check_deadline(&mut env.data_mut().session)
-                    .map_err(|e| RuntimeError::user(Box::new(e)))
-            }),
-        );
-        imports.define(
-            INSTRUMENT_MODULE,
-            MEMORY_LIMIT_IMPORT,
-            Function::new_typed_with_env(
-                store,
-                env,
-                |mut env: FunctionEnvMut<StoreState>,
-                 pages: i64|
-                 -> std::result::Result<(), RuntimeError> {
-                    let state = env.data_mut();
-                    let e = instrument::memory_limit(&mut state.session, pages);
-                    Err(fail(&mut state.session, e))
-                },
-            ),
-        );
-        imports
     }
 }
 
-struct WasmerInstance {
+/// Host functions for `imports`, each serving the context in `env`.
+fn imports(store: &mut Store, env: &FunctionEnv<StoreData>, imports: &[Import]) -> Imports {
+    let mut defined = Imports::new();
+    for import in imports {
+        let ty = FunctionType::new(
+            import
+                .params
+                .iter()
+                .copied()
+                .map(valtype)
+                .collect::<Vec<_>>(),
+            import
+                .results
+                .iter()
+                .copied()
+                .map(valtype)
+                .collect::<Vec<_>>(),
+        );
+        let served = import.clone();
+        let function = Function::new_with_env(
+            store,
+            env,
+            ty,
+            move |mut env: FunctionEnvMut<StoreData>,
+                  params: &[Value]|
+                  -> std::result::Result<Vec<Value>, RuntimeError> {
+                let args: Vec<i64> = params.iter().map(widen).collect();
+                let out = with_memory(&mut env, &served, |memory, context| {
+                    context.serve(&served, memory, &args)
+                })?;
+                Ok(match (out, served.results.first()) {
+                    (Some(value), Some(ty)) => vec![narrow(value, *ty)],
+                    _ => Vec::new(),
+                })
+            },
+        );
+        defined.define(import.module, &import.name, function);
+    }
+    defined
+}
+
+/// One execution's instance and store.
+pub struct WasmerInstance {
     store: Store,
-    env: FunctionEnv<StoreState>,
+    env: FunctionEnv<StoreData>,
     instance: Instance,
     memory: Memory,
 }
 
-impl GuestInstance for WasmerInstance {
+impl EngineInstance for WasmerInstance {
     fn call(&mut self, export: GuestExport, args: &[i32]) -> Result<i64> {
         let name = export.name();
-        let exports = &self.instance.exports;
-        let store = &mut self.store;
-        let missing =
-            |e: wasmer::ExportError| MorphError::invalid_module(format!("export `{name}`: {e}"));
-        let result = match (export, args) {
-            (GuestExport::Initialize, []) => exports
-                .get_typed_function::<(), ()>(store, name)
-                .map_err(missing)?
-                .call(store)
-                .map(|()| 0),
-            (GuestExport::AbiVersion, []) => exports
-                .get_typed_function::<(), i32>(store, name)
-                .map_err(missing)?
-                .call(store)
-                .map(i64::from),
-            (GuestExport::Alloc, [size]) => exports
-                .get_typed_function::<i32, i32>(store, name)
-                .map_err(missing)?
-                .call(store, *size)
-                .map(|p| i64::from(p as u32)),
-            (GuestExport::Describe, []) => exports
-                .get_typed_function::<(), i64>(store, name)
-                .map_err(missing)?
-                .call(store),
-            (GuestExport::Execute, [a, b, c, d, e, f]) => exports
-                .get_typed_function::<(i32, i32, i32, i32, i32, i32), i64>(store, name)
-                .map_err(missing)?
-                .call(store, *a, *b, *c, *d, *e, *f),
-            _ => {
-                return Err(MorphError::host_error(format!(
-                    "`{name}` called with {} arguments",
-                    args.len()
-                )));
-            }
-        };
-        result.map_err(|e| map_error(e, name))
+        let func = self
+            .instance
+            .exports
+            .get_function(name)
+            .map_err(|e| MorphError::invalid_module(format!("export `{name}`: {e}")))?;
+        let params: Vec<Value> = args.iter().map(|a| Value::I32(*a)).collect();
+        let results = func
+            .call(&mut self.store, &params)
+            .map_err(|e| map_error(e, name))?;
+        Ok(results.first().map_or(0, widen))
     }
 
     fn memory(&mut self) -> &mut [u8] {
@@ -215,48 +193,11 @@ impl GuestInstance for WasmerInstance {
         unsafe { std::slice::from_raw_parts_mut(ptr, len) }
     }
 
-    fn session(&mut self) -> &mut Session {
-        &mut self.env.as_mut(&mut self.store).session
+    fn context(&mut self) -> &mut GuestContext {
+        &mut self.env.as_mut(&mut self.store).context
     }
-}
 
-impl PreparedExtension for Prepared {
-    fn run(&self, session: Session, call: GuestCall<'_>) -> GuestRun {
-        let mut store = Store::new(self.engine.clone());
-        let env = FunctionEnv::new(
-            &mut store,
-            StoreState {
-                session,
-                memory: None,
-            },
-        );
-        let imports = self.imports(&mut store, &env);
-        let instance = Instance::new(&mut store, &self.module, &imports)
-            .map_err(|e| MorphError::trap(format!("instantiation failed: {e}")))
-            .and_then(|instance| {
-                let memory = instance
-                    .exports
-                    .get_memory("memory")
-                    .map_err(|e| MorphError::invalid_module(format!("export `memory`: {e}")))?
-                    .clone();
-                Ok((instance, memory))
-            });
-        let (mut store, env, result) = match instance {
-            Ok((instance, memory)) => {
-                env.as_mut(&mut store).memory = Some(memory.clone());
-                let mut live = WasmerInstance {
-                    store,
-                    env,
-                    instance,
-                    memory,
-                };
-                let result = drive(&mut live, &self.validated, &call);
-                (live.store, live.env, result)
-            }
-            Err(e) => (store, env, Err(e)),
-        };
-        let mut session = env.as_mut(&mut store).session.take();
-        let result = result.map_err(|e| session.take_fatal().unwrap_or(e));
-        GuestRun { session, result }
+    fn finish(mut self) -> GuestContext {
+        self.env.as_mut(&mut self.store).context.take()
     }
 }

@@ -1,7 +1,8 @@
 //! # morph-runtime-wasmer
 //!
 //! Morph's backend on [wasmer](https://wasmer.io) 7.3 with the Cranelift
-//! compiler. Engine glue only: every shared rule lives in `morph-core`.
+//! compiler. Engine glue only: every shared rule lives in `morph-core` and
+//! `morph-wasm` ([`WasmerEngine`] implements `morph_wasm::WasmEngine`).
 //!
 //! **Why 7.3.0 and not the newest wasmer:** every wasmer release pins
 //! `cranelift-codegen` exactly (7.4.x: `=0.135.0`) while wasmtime 48.0.8
@@ -17,7 +18,7 @@
 //! - `max_execution_ms`: **instrumented**. wasmer's metering counts
 //!   instructions, not time, and its host interrupt is experimental and
 //!   signal-based, so core's instrumentation
-//!   ([`morph_core::wasm::instrument`]) calls a host deadline check every
+//!   ([`morph_wasm::instrument`]) calls a host deadline check every
 //!   few thousand loop iterations and function entries.
 //! - `max_memory_mb`: **instrumented** (wasmer's `Tunables` are per engine,
 //!   not per extension): `memory.grow` is rewritten to refuse growth past
@@ -25,15 +26,15 @@
 //! - stack: **native**: wasmer traps on stack exhaustion (`stack_overflow`).
 //! - fuel: unsupported (a host that asks for fuel gets `unsupported`).
 //!
-//! Compiled modules can be kept in core's [`ModuleCache`]
-//! ([`WasmerBackend::with_cache`]): wasmer serializes them, and an entry is
-//! deserialized only after its keyed MAC checks out.
+//! Compiled modules can be kept in a `morph_wasm::CompiledModuleCache`
+//! (`WasmBackend::with_cache`; `morph_host::ModuleCache` checks a keyed MAC
+//! before wasmer deserializes an entry).
 //!
 //! ```no_run
 //! use morph_core::EngineRuntime;
-//! use morph_runtime_wasmer::{WasmerBackend, WasmerOptions};
+//! use morph_runtime_wasmer::WasmerOptions;
 //!
-//! let runtime = EngineRuntime::new(WasmerBackend::new(WasmerOptions::default()))?;
+//! let runtime = EngineRuntime::new(morph_runtime_wasmer::backend(WasmerOptions::default()))?;
 //! # Ok::<(), morph_core::MorphError>(())
 //! ```
 #![warn(missing_docs)]
@@ -41,12 +42,10 @@
 mod engine;
 mod marshal;
 
-use std::sync::Arc;
+use morph_core::{Enforcement, EngineLimit, RuntimeInfo};
+use morph_wasm::WasmBackend;
 
-use morph_core::{
-    Backend, EffectivePolicy, Enforcement, EngineLimit, EntryCode, ModuleCache, PreparedExtension,
-    Result, RuntimeInfo,
-};
+pub use engine::WasmerInstance;
 
 /// The backend name users choose.
 pub const BACKEND_NAME: &str = "wasmer";
@@ -58,57 +57,40 @@ pub const WASMER_VERSION: &str = "7.3.0";
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WasmerOptions {}
 
-/// The wasmer backend: one Cranelift engine.
-pub struct WasmerBackend {
-    engine: wasmer::Engine,
-    cache: Option<Arc<ModuleCache>>,
+/// The wasmer backend as core runs it.
+pub type WasmerBackend = WasmBackend<WasmerEngine>;
+
+/// The wasmer backend with `options`.
+pub fn backend(options: WasmerOptions) -> WasmerBackend {
+    WasmBackend::new(WasmerEngine::new(options))
 }
 
-impl WasmerBackend {
+/// wasmer as a `morph_wasm::WasmEngine`: one Cranelift engine.
+pub struct WasmerEngine {
+    engine: wasmer::Engine,
+}
+
+impl WasmerEngine {
     /// Creates the engine.
     pub fn new(_options: WasmerOptions) -> Self {
-        WasmerBackend {
+        WasmerEngine {
             engine: wasmer::sys::Cranelift::default().into(),
-            cache: None,
         }
-    }
-
-    /// Keeps compiled (instrumented) modules in `cache`, MAC-checked
-    /// before wasmer deserializes them, so loading a module compiled before
-    /// skips Cranelift.
-    pub fn with_cache(mut self, cache: Arc<ModuleCache>) -> Self {
-        self.cache = Some(cache);
-        self
     }
 }
 
-impl Backend for WasmerBackend {
-    fn info(&self) -> RuntimeInfo {
-        RuntimeInfo::wasm(
-            BACKEND_NAME,
-            "wasmer (cranelift)",
-            WASMER_VERSION,
-            "jit",
-            [
-                (EngineLimit::ExecutionTime, Enforcement::Instrumented),
-                (EngineLimit::Memory, Enforcement::Instrumented),
-                (EngineLimit::Stack, Enforcement::Native),
-                (EngineLimit::Fuel, Enforcement::Unsupported),
-            ],
-        )
-    }
-
-    fn prepare(
-        &self,
-        code: &EntryCode,
-        policy: &EffectivePolicy,
-    ) -> Result<Arc<dyn PreparedExtension>> {
-        let module = code.wasm(self.info().name.as_str())?;
-        Ok(Arc::new(engine::Prepared::new(
-            &self.engine,
-            module,
-            policy,
-            self.cache.as_deref(),
-        )?))
-    }
+/// The [`RuntimeInfo`] of the wasmer backend.
+pub fn info() -> RuntimeInfo {
+    RuntimeInfo::wasm(
+        BACKEND_NAME,
+        "wasmer (cranelift)",
+        WASMER_VERSION,
+        "jit",
+        [
+            (EngineLimit::ExecutionTime, Enforcement::Instrumented),
+            (EngineLimit::Memory, Enforcement::Instrumented),
+            (EngineLimit::Stack, Enforcement::Native),
+            (EngineLimit::Fuel, Enforcement::Unsupported),
+        ],
+    )
 }

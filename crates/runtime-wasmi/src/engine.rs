@@ -1,58 +1,63 @@
-//! Compile, instantiate, call (in fuel slices), limits.
+//! Compile, link, instantiate, call (in fuel slices): wasmi as a
+//! [`WasmEngine`].
 
-use morph_core::wasm::{
-    GuestExport, GuestInstance, HostImport, IMPORT_MODULE, WASI_MODULE, WasiImport, WasmModule,
-    WasmType, drive, wasi,
+use std::sync::Arc;
+
+use morph_core::{MorphError, Result};
+use morph_wasm::{
+    EngineInstance, GuestContext, GuestExport, Import, NotInstantiated, WasmEngine, WasmType,
 };
-use morph_core::{GuestCall, GuestRun, MorphError, PreparedExtension, Result, Session};
 use wasmi::{
-    Caller, Engine, FuncType, Instance, Linker, Memory, Module, ResourceLimiter, Store, TypedFunc,
-    TypedResumableCall, Val, ValType, WasmParams, WasmResults,
+    Caller, Func, FuncType, Instance, Linker, Memory, Module, ResourceLimiter, ResumableCall,
+    Store, Val, ValType,
 };
 use wasmi_core::LimiterError;
 
-use crate::WasmiOptions;
-use crate::marshal::{fail, map_error, memory_and_state};
+use crate::WasmiEngine;
+use crate::marshal::{fail, map_error, memory_and_context, narrow, widen};
 
-/// What a store carries: the session and fuel accounting.
-pub struct StoreState {
-    pub session: Session,
+/// What a store carries: the context and fuel accounting.
+pub struct StoreData {
+    pub context: GuestContext,
     slice: u64,
     /// Fuel handed out so far (all slices, including the current one).
     granted: u64,
 }
 
-impl StoreState {
-    /// The next slice after one ran out, or why there is none: the deadline
-    /// passed, or the host's fuel budget is spent.
-    fn next_slice(&mut self) -> Result<u64> {
-        if self.session.deadline().expired() {
-            let e = self.session.timeout_error();
-            return Err(self.session.fail(e));
+impl StoreData {
+    /// The next slice after one ran out (at least `required`, what wasmi
+    /// needs to make progress), or why there is none: the deadline passed,
+    /// or the host's fuel budget is spent.
+    fn next_slice(&mut self, required: u64) -> Result<u64> {
+        let session = self.context.session();
+        if session.deadline().expired() {
+            let e = session.timeout_error();
+            return Err(session.fail(e));
         }
-        let slice = match self.session.fuel() {
-            Some(budget) if self.granted >= budget => {
+        let slice = self.slice.max(required);
+        let slice = match session.fuel() {
+            Some(budget) if self.granted >= budget || budget - self.granted < required => {
                 let e = MorphError::fuel_exhausted(format!(
                     "the execution used its whole fuel budget of {budget}"
                 ));
-                return Err(self.session.fail(e));
+                return Err(session.fail(e));
             }
-            Some(budget) => self.slice.min(budget - self.granted),
-            None => self.slice,
+            Some(budget) => slice.min(budget - self.granted),
+            None => slice,
         };
         self.granted += slice;
         Ok(slice)
     }
 }
 
-impl ResourceLimiter for StoreState {
+impl ResourceLimiter for StoreData {
     fn memory_growing(
         &mut self,
         _current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> std::result::Result<bool, LimiterError> {
-        self.session
+        self.context
             .memory_growing(desired as u64, maximum.map(|m| m as u64))
             .map_err(|_| LimiterError::ResourceLimiterDeniedAllocation)
     }
@@ -63,7 +68,7 @@ impl ResourceLimiter for StoreState {
         desired: usize,
         maximum: Option<usize>,
     ) -> std::result::Result<bool, LimiterError> {
-        self.session
+        self.context
             .table_growing(desired as u64, maximum.map(|m| m as u64))
             .map_err(|_| LimiterError::ResourceLimiterDeniedAllocation)
     }
@@ -82,254 +87,179 @@ impl ResourceLimiter for StoreState {
 }
 
 /// A compiled module with its linker: each run instantiates it afresh.
-pub struct Prepared {
-    engine: Engine,
+pub struct Linked {
     module: Module,
-    linker: Linker<StoreState>,
-    validated: WasmModule,
-    slice: u64,
+    linker: Linker<StoreData>,
 }
 
-impl Prepared {
-    pub fn new(engine: &Engine, options: WasmiOptions, module: &WasmModule) -> Result<Self> {
-        let compiled = Module::new(engine, module.bytes())
-            .map_err(|e| MorphError::invalid_module(format!("wasmi cannot compile it: {e}")))?;
-        let mut linker = Linker::<StoreState>::new(engine);
-        for import in module.imports() {
-            link(&mut linker, *import)
-                .map_err(|e| MorphError::host_error(format!("linking {}: {e}", import.name())))?;
-        }
-        for import in module.wasi_imports() {
-            link_wasi(&mut linker, import).map_err(|e| {
-                MorphError::host_error(format!("linking WASI {}: {e}", import.name))
-            })?;
-        }
-        Ok(Prepared {
-            engine: engine.clone(),
-            module: compiled,
-            linker,
-            validated: module.clone(),
-            slice: options.fuel_slice.max(1),
-        })
+fn valtype(t: WasmType) -> ValType {
+    match t {
+        WasmType::I32 => ValType::I32,
+        WasmType::I64 => ValType::I64,
+    }
+}
+
+impl WasmEngine for WasmiEngine {
+    type Compiled = Module;
+    type Linked = Linked;
+    type Instance = WasmiInstance;
+
+    fn info(&self) -> morph_core::RuntimeInfo {
+        crate::info()
     }
 
-    fn instantiate(&self, session: Session) -> (Store<StoreState>, Result<Live>) {
-        let mut state = StoreState {
-            session,
-            slice: self.slice,
+    fn compile(&self, wasm: &[u8]) -> Result<Module> {
+        Module::new(&self.engine, wasm)
+            .map_err(|e| MorphError::invalid_module(format!("wasmi cannot compile it: {e}")))
+    }
+
+    fn link(&self, module: Module, imports: Arc<[Import]>) -> Result<Linked> {
+        let mut linker = Linker::<StoreData>::new(&self.engine);
+        for import in imports.iter() {
+            let ty = FuncType::new(
+                import.params.iter().copied().map(valtype),
+                import.results.iter().copied().map(valtype),
+            );
+            let served = import.clone();
+            linker
+                .func_new(
+                    import.module,
+                    &import.name,
+                    ty,
+                    move |mut caller: Caller<'_, StoreData>,
+                          params: &[Val],
+                          results: &mut [Val]| {
+                        let args: Vec<i64> = params.iter().map(widen).collect();
+                        let (memory, data) = memory_and_context(&mut caller, &served.name)?;
+                        let out = data
+                            .context
+                            .serve(&served, memory, &args)
+                            .map_err(|e| fail(&mut data.context, e))?;
+                        if let (Some(value), Some(slot), Some(ty)) =
+                            (out, results.first_mut(), served.results.first())
+                        {
+                            *slot = narrow(value, *ty);
+                        }
+                        Ok(())
+                    },
+                )
+                .map_err(|e| {
+                    MorphError::host_error(format!(
+                        "linking {}.{}: {e}",
+                        import.module, import.name
+                    ))
+                })?;
+        }
+        Ok(Linked { module, linker })
+    }
+
+    fn instantiate(
+        &self,
+        linked: &Linked,
+        context: GuestContext,
+    ) -> std::result::Result<WasmiInstance, Box<NotInstantiated>> {
+        let mut data = StoreData {
+            context,
+            slice: self.options.fuel_slice.max(1),
             granted: 0,
         };
-        let first = state.next_slice();
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| state as &mut dyn ResourceLimiter);
-        let live = first.and_then(|fuel| {
-            store
-                .set_fuel(fuel)
-                .map_err(|e| MorphError::host_error(format!("wasmi fuel: {e}")))?;
-            let instance = self
-                .linker
-                .instantiate_and_start(&mut store, &self.module)
-                .map_err(|e| {
-                    let mapped = map_error(&e, "instantiate");
-                    store.data_mut().session.take_fatal().unwrap_or(mapped)
+        let first = match data.next_slice(0) {
+            Ok(fuel) => fuel,
+            Err(e) => return Err(NotInstantiated::new(e, data.context)),
+        };
+        let mut store = Store::new(&self.engine, data);
+        store.limiter(|data| data as &mut dyn ResourceLimiter);
+        let live = store
+            .set_fuel(first)
+            .map_err(|e| MorphError::host_error(format!("wasmi fuel: {e}")))
+            .and_then(|()| {
+                linked
+                    .linker
+                    .instantiate_and_start(&mut store, &linked.module)
+                    .map_err(|e| map_error(&e, "instantiate"))
+            })
+            .and_then(|instance| {
+                let memory = instance.get_memory(&store, "memory").ok_or_else(|| {
+                    MorphError::invalid_module("export `memory` missing after instantiation")
                 })?;
-            let memory = instance.get_memory(&store, "memory").ok_or_else(|| {
-                MorphError::invalid_module("export `memory` missing after instantiation")
-            })?;
-            Ok(Live { instance, memory })
-        });
-        (store, live)
+                Ok((instance, memory))
+            });
+        match live {
+            Ok((instance, memory)) => Ok(WasmiInstance {
+                store,
+                instance,
+                memory,
+            }),
+            Err(e) => {
+                let mut context = store.into_data().context;
+                let e = context.session().take_fatal().unwrap_or(e);
+                Err(NotInstantiated::new(e, context))
+            }
+        }
     }
 }
 
-struct Live {
+/// One execution's instance and store.
+pub struct WasmiInstance {
+    store: Store<StoreData>,
     instance: Instance,
     memory: Memory,
 }
 
-struct WasmiInstance {
-    store: Store<StoreState>,
-    live: Live,
+impl WasmiInstance {
+    fn func(&self, name: &str) -> Result<Func> {
+        self.instance
+            .get_func(&self.store, name)
+            .ok_or_else(|| MorphError::invalid_module(format!("export `{name}` missing")))
+    }
 }
 
-impl WasmiInstance {
-    fn typed<P: WasmParams, R: WasmResults>(&self, name: &str) -> Result<TypedFunc<P, R>> {
-        self.live
-            .instance
-            .get_typed_func::<P, R>(&self.store, name)
-            .map_err(|e| MorphError::invalid_module(format!("export `{name}`: {e}")))
-    }
-
-    /// Calls `func`, refuelling slice by slice until it finishes, the
+impl EngineInstance for WasmiInstance {
+    /// Calls the export, refuelling slice by slice until it finishes, the
     /// deadline passes or the fuel budget is spent.
-    fn call_sliced<P: WasmParams, R: WasmResults>(&mut self, name: &str, params: P) -> Result<R> {
-        let func = self.typed::<P, R>(name)?;
+    fn call(&mut self, export: GuestExport, args: &[i32]) -> Result<i64> {
+        let name = export.name();
+        let func = self.func(name)?;
+        let params: Vec<Val> = args.iter().map(|a| Val::I32(*a)).collect();
+        let mut results = [Val::I64(0)];
+        let results = &mut results[..usize::from(export.result().is_some())];
         let store = &mut self.store;
         let mut call = func
-            .call_resumable(&mut *store, params)
+            .call_resumable(&mut *store, &params, results)
             .map_err(|e| map_error(&e, name))?;
         loop {
             match call {
-                TypedResumableCall::Finished(results) => return Ok(results),
-                TypedResumableCall::HostTrap(trap) => {
-                    return Err(map_error(trap.host_error(), name));
-                }
-                TypedResumableCall::OutOfFuel(paused) => {
-                    let fuel = store.data_mut().next_slice()?;
+                ResumableCall::Finished => break,
+                ResumableCall::HostTrap(trap) => return Err(map_error(trap.host_error(), name)),
+                ResumableCall::OutOfFuel(paused) => {
+                    let fuel = store.data_mut().next_slice(paused.required_fuel())?;
                     store
                         .set_fuel(fuel)
                         .map_err(|e| MorphError::host_error(format!("wasmi fuel: {e}")))?;
                     call = paused
-                        .resume(&mut *store)
+                        .resume(&mut *store, results)
                         .map_err(|e| map_error(&e, name))?;
                 }
             }
         }
-    }
-}
-
-impl GuestInstance for WasmiInstance {
-    fn call(&mut self, export: GuestExport, args: &[i32]) -> Result<i64> {
-        let name = export.name();
-        match (export, args) {
-            (GuestExport::Initialize, []) => self.call_sliced::<(), ()>(name, ()).map(|()| 0),
-            (GuestExport::AbiVersion, []) => self.call_sliced::<(), i32>(name, ()).map(i64::from),
-            (GuestExport::Alloc, [size]) => self
-                .call_sliced::<i32, i32>(name, *size)
-                .map(|p| i64::from(p as u32)),
-            (GuestExport::Describe, []) => self.call_sliced::<(), i64>(name, ()),
-            (GuestExport::Execute, [a, b, c, d, e, f]) => self
-                .call_sliced::<(i32, i32, i32, i32, i32, i32), i64>(name, (*a, *b, *c, *d, *e, *f)),
-            _ => Err(MorphError::host_error(format!(
-                "`{name}` called with {} arguments",
-                args.len()
-            ))),
-        }
+        Ok(results.first().map_or(0, widen))
     }
 
     fn memory(&mut self) -> &mut [u8] {
-        self.live.memory.data_mut(&mut self.store)
+        self.memory.data_mut(&mut self.store)
     }
 
-    fn session(&mut self) -> &mut Session {
-        &mut self.store.data_mut().session
+    fn context(&mut self) -> &mut GuestContext {
+        &mut self.store.data_mut().context
     }
-}
 
-impl PreparedExtension for Prepared {
-    fn run(&self, session: Session, call: GuestCall<'_>) -> GuestRun {
-        let (mut store, live) = self.instantiate(session);
-        let result = match live {
-            Ok(live) => {
-                let mut instance = WasmiInstance { store, live };
-                let result = drive(&mut instance, &self.validated, &call);
-                store = instance.store;
-                result
-            }
-            Err(e) => Err(e),
-        };
-        if store.data().session.fuel().is_some()
-            && let Ok(left) = store.get_fuel()
+    fn finish(mut self) -> GuestContext {
+        if self.store.data_mut().context.session().fuel().is_some()
+            && let Ok(left) = self.store.get_fuel()
         {
-            let used = store.data().granted.saturating_sub(left);
-            store.data_mut().session.note_fuel(used);
+            let used = self.store.data().granted.saturating_sub(left);
+            self.store.data_mut().context.session().note_fuel(used);
         }
-        let mut state = store.into_data();
-        let result = result.map_err(|e| state.session.take_fatal().unwrap_or(e));
-        GuestRun {
-            session: state.session,
-            result,
-        }
+        self.store.into_data().context
     }
-}
-
-fn link_pair(
-    linker: &mut Linker<StoreState>,
-    import: HostImport,
-) -> std::result::Result<(), wasmi::errors::LinkerError> {
-    linker.func_wrap(
-        IMPORT_MODULE,
-        import.name(),
-        move |mut caller: Caller<'_, StoreState>,
-              ptr: i32,
-              len: i32|
-              -> std::result::Result<i32, wasmi::Error> {
-            let (memory, state) = memory_and_state(&mut caller, import.name())?;
-            match state
-                .session
-                .serve_pair(import, memory, ptr as u32, len as u32)
-            {
-                Ok(n) => Ok(n as i32),
-                Err(e) => Err(fail(&mut state.session, e)),
-            }
-        },
-    )?;
-    Ok(())
-}
-
-fn link(
-    linker: &mut Linker<StoreState>,
-    import: HostImport,
-) -> std::result::Result<(), wasmi::errors::LinkerError> {
-    match import {
-        HostImport::HostCall | HostImport::HostResponse => link_pair(linker, import),
-        HostImport::Log => {
-            linker.func_wrap(
-                IMPORT_MODULE,
-                import.name(),
-                |mut caller: Caller<'_, StoreState>,
-                 level: i32,
-                 ptr: i32,
-                 len: i32|
-                 -> std::result::Result<(), wasmi::Error> {
-                    let (memory, state) = memory_and_state(&mut caller, "log")?;
-                    state
-                        .session
-                        .log(memory, level, ptr as u32, len as u32)
-                        .map_err(|e| fail(&mut state.session, e))
-                },
-            )?;
-            Ok(())
-        }
-    }
-}
-
-/// Links one WASI preview 1 import to core's shim, with the type the
-/// module declares.
-fn link_wasi(
-    linker: &mut Linker<StoreState>,
-    import: &WasiImport,
-) -> std::result::Result<(), wasmi::errors::LinkerError> {
-    let valtype = |t: &WasmType| match t {
-        WasmType::I32 => ValType::I32,
-        WasmType::I64 => ValType::I64,
-    };
-    let ty = FuncType::new(
-        import.params.iter().map(valtype),
-        import.results.iter().map(valtype),
-    );
-    let name = import.name.clone();
-    linker.func_new(
-        WASI_MODULE,
-        &import.name,
-        ty,
-        move |mut caller: Caller<'_, StoreState>, params: &[Val], results: &mut [Val]| {
-            let args: Vec<i64> = params
-                .iter()
-                .map(|v| match v {
-                    Val::I32(x) => i64::from(*x),
-                    Val::I64(x) => *x,
-                    _ => 0,
-                })
-                .collect();
-            let (memory, state) = memory_and_state(&mut caller, &name)?;
-            let errno = wasi::call(&mut state.session, memory, &name, &args)
-                .map_err(|e| fail(&mut state.session, e))?;
-            if let (Some(errno), Some(slot)) = (errno, results.first_mut()) {
-                *slot = Val::I32(errno);
-            }
-            Ok(())
-        },
-    )?;
-    Ok(())
 }

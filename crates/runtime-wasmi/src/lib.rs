@@ -5,7 +5,8 @@
 //! it runs where JIT is forbidden (iOS, some consoles and hardened hosts).
 //! Wasmer dropped its own wasmi backend after 7.1 (and it had no fuel or
 //! memory cap), so this crate uses wasmi directly. Engine glue only: every
-//! shared rule lives in `morph-core`.
+//! shared rule lives in `morph-core` and `morph-wasm` ([`WasmiEngine`]
+//! implements `morph_wasm::WasmEngine`).
 //!
 //! Limits, all enforced natively by wasmi:
 //! - `max_execution_ms`: fuel in slices. Every call runs with
@@ -23,22 +24,21 @@
 //!
 //! ```no_run
 //! use morph_core::EngineRuntime;
-//! use morph_runtime_wasmi::{WasmiBackend, WasmiOptions};
+//! use morph_runtime_wasmi::WasmiOptions;
 //!
-//! let runtime = EngineRuntime::new(WasmiBackend::new(WasmiOptions::default()))?;
+//! let runtime = EngineRuntime::new(morph_runtime_wasmi::backend(WasmiOptions::default()))?;
 //! # Ok::<(), morph_core::MorphError>(())
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod engine;
 mod marshal;
 
-use std::sync::Arc;
+use morph_core::{Enforcement, EngineLimit, RuntimeInfo};
+use morph_wasm::WasmBackend;
 
-use morph_core::{
-    Backend, EffectivePolicy, Enforcement, EngineLimit, EntryCode, PreparedExtension, Result,
-    RuntimeInfo,
-};
+pub use engine::WasmiInstance;
 
 /// The backend name users choose.
 pub const BACKEND_NAME: &str = "wasmi";
@@ -66,13 +66,21 @@ impl Default for WasmiOptions {
     }
 }
 
-/// The wasmi backend.
-pub struct WasmiBackend {
+/// The wasmi backend as core runs it.
+pub type WasmiBackend = WasmBackend<WasmiEngine>;
+
+/// The wasmi backend with `options`.
+pub fn backend(options: WasmiOptions) -> WasmiBackend {
+    WasmBackend::new(WasmiEngine::new(options))
+}
+
+/// wasmi as a `morph_wasm::WasmEngine`.
+pub struct WasmiEngine {
     engine: wasmi::Engine,
     options: WasmiOptions,
 }
 
-impl WasmiBackend {
+impl WasmiEngine {
     /// Creates the engine.
     pub fn new(options: WasmiOptions) -> Self {
         let mut config = wasmi::Config::default();
@@ -81,39 +89,25 @@ impl WasmiBackend {
             .set_max_recursion_depth(options.max_recursion_depth)
             .wasm_multi_memory(false)
             .wasm_tail_call(false);
-        WasmiBackend {
+        WasmiEngine {
             engine: wasmi::Engine::new(&config),
             options,
         }
     }
 }
 
-impl Backend for WasmiBackend {
-    fn info(&self) -> RuntimeInfo {
-        RuntimeInfo::wasm(
-            BACKEND_NAME,
-            "wasmi",
-            WASMI_VERSION,
-            "interpreter",
-            [
-                (EngineLimit::ExecutionTime, Enforcement::Native),
-                (EngineLimit::Memory, Enforcement::Native),
-                (EngineLimit::Stack, Enforcement::Native),
-                (EngineLimit::Fuel, Enforcement::Native),
-            ],
-        )
-    }
-
-    fn prepare(
-        &self,
-        code: &EntryCode,
-        _policy: &EffectivePolicy,
-    ) -> Result<Arc<dyn PreparedExtension>> {
-        let module = code.wasm(self.info().name.as_str())?;
-        Ok(Arc::new(engine::Prepared::new(
-            &self.engine,
-            self.options,
-            module,
-        )?))
-    }
+/// The [`RuntimeInfo`] of the wasmi backend.
+pub fn info() -> RuntimeInfo {
+    RuntimeInfo::wasm(
+        BACKEND_NAME,
+        "wasmi",
+        WASMI_VERSION,
+        "interpreter",
+        [
+            (EngineLimit::ExecutionTime, Enforcement::Native),
+            (EngineLimit::Memory, Enforcement::Native),
+            (EngineLimit::Stack, Enforcement::Native),
+            (EngineLimit::Fuel, Enforcement::Native),
+        ],
+    )
 }

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use morph_core::{BaseMorphRuntime, EngineRuntime};
-use morph_runtime_wasmi::{BACKEND_NAME, WasmiBackend, WasmiOptions};
+use morph_runtime_wasmi::{BACKEND_NAME, WasmiOptions};
 
 fn main() {
-    let runtime = EngineRuntime::new(WasmiBackend::new(WasmiOptions::default()))
+    let runtime = EngineRuntime::new(morph_runtime_wasmi::backend(WasmiOptions::default()))
         .map(|r| Arc::new(r) as Arc<dyn BaseMorphRuntime>);
     morph_conformance::main_for_backend(BACKEND_NAME, runtime);
 }

@@ -1,35 +1,31 @@
-//! Compile, instantiate, call, limits.
-
-use morph_core::wasm::{
-    GuestExport, GuestInstance, HostImport, IMPORT_MODULE, WASI_MODULE, WasiImport, WasmModule,
-    WasmType, drive, wasi,
-};
-use morph_core::{
-    GuestCall, GuestRun, ModuleCache, MorphError, PreparedExtension, Result, Session,
-};
-use wasmtime::{
-    Caller, Engine, FuncType, Instance, InstancePre, Linker, Memory, Module, ResourceLimiter,
-    Store, UpdateDeadline, Val, ValType,
-};
+//! Compile, link, instantiate, call: wasmtime as a [`WasmEngine`].
 
 use std::sync::Arc;
 
-use crate::EpochTicker;
-use crate::marshal::{export_name, map_error, memory_and_state};
+use morph_core::{MorphError, Result};
+use morph_wasm::{
+    EngineInstance, GuestContext, GuestExport, Import, NotInstantiated, WasmEngine, WasmType,
+};
+use wasmtime::{
+    FuncType, Instance, InstancePre, Linker, Memory, Module, ResourceLimiter, Store,
+    UpdateDeadline, Val, ValType,
+};
 
-/// What a store carries: the session (which also knows the memory cap).
-pub struct StoreState {
-    pub session: Session,
-}
+use crate::marshal::{map_error, memory_and_context, narrow, widen};
+use crate::{EpochTicker, WasmtimeEngine};
 
-impl ResourceLimiter for StoreState {
+/// What a store carries: the execution's context (which also knows the
+/// memory cap).
+pub struct StoreData(pub GuestContext);
+
+impl ResourceLimiter for StoreData {
     fn memory_growing(
         &mut self,
         _current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        self.session
+        self.0
             .memory_growing(desired as u64, maximum.map(|m| m as u64))
             .map_err(wasmtime::Error::new)
     }
@@ -40,75 +36,113 @@ impl ResourceLimiter for StoreState {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        self.session
+        self.0
             .table_growing(desired as u64, maximum.map(|m| m as u64))
             .map_err(wasmtime::Error::new)
     }
 }
 
 /// A compiled module, pre-linked: each run instantiates it afresh.
-pub struct Prepared {
-    engine: Engine,
+pub struct Linked {
+    pre: InstancePre<StoreData>,
     _ticker: Arc<EpochTicker>,
-    pre: InstancePre<StoreState>,
-    module: WasmModule,
 }
 
-impl Prepared {
-    pub fn new(
-        engine: &Engine,
-        ticker: Arc<EpochTicker>,
-        module: &WasmModule,
-        cache: Option<(&ModuleCache, String)>,
-    ) -> Result<Self> {
-        let (cache, fingerprint) = match &cache {
-            Some((cache, fingerprint)) => (Some(*cache), fingerprint.as_str()),
-            None => (None, ""),
-        };
-        let (compiled, _) = ModuleCache::load(
-            cache,
-            fingerprint,
-            module.bytes(),
-            // SAFETY: `ModuleCache::load` passes only bytes whose keyed MAC
-            // checked out under this installation's key, i.e. an artifact
-            // this installation serialized from this engine configuration;
-            // wasmtime still checks version and configuration itself.
-            |artifact| unsafe { Module::deserialize(engine, artifact) }.map_err(|e| e.to_string()),
-            || {
-                Module::new(engine, module.bytes()).map_err(|e| {
-                    MorphError::invalid_module(format!("wasmtime cannot compile it: {e}"))
-                })
-            },
-            |compiled| compiled.serialize().map_err(|e| e.to_string()),
-        )?;
-        let mut linker = Linker::<StoreState>::new(engine);
-        for import in module.imports() {
-            link(&mut linker, *import)
-                .map_err(|e| MorphError::host_error(format!("linking {}: {e}", import.name())))?;
-        }
-        for import in module.wasi_imports() {
-            link_wasi(&mut linker, engine, import).map_err(|e| {
-                MorphError::host_error(format!("linking WASI {}: {e}", import.name))
-            })?;
+fn valtype(t: WasmType) -> ValType {
+    match t {
+        WasmType::I32 => ValType::I32,
+        WasmType::I64 => ValType::I64,
+    }
+}
+
+impl WasmEngine for WasmtimeEngine {
+    type Compiled = Module;
+    type Linked = Linked;
+    type Instance = WasmtimeInstance;
+
+    fn info(&self) -> morph_core::RuntimeInfo {
+        self.runtime_info()
+    }
+
+    fn compile(&self, wasm: &[u8]) -> Result<Module> {
+        Module::new(&self.engine, wasm)
+            .map_err(|e| MorphError::invalid_module(format!("wasmtime cannot compile it: {e}")))
+    }
+
+    fn cache_fingerprint(&self) -> Option<String> {
+        Some(self.fingerprint())
+    }
+
+    fn serialize(&self, compiled: &Module) -> Result<Vec<u8>> {
+        compiled
+            .serialize()
+            .map_err(|e| MorphError::host_error(format!("wasmtime serialize: {e}")))
+    }
+
+    unsafe fn deserialize(&self, artifact: &[u8]) -> Result<Module> {
+        // SAFETY: forwarded from this function's contract: `artifact` is
+        // what `serialize` wrote on an engine with this fingerprint.
+        // wasmtime still checks its version and configuration itself.
+        unsafe { Module::deserialize(&self.engine, artifact) }
+            .map_err(|e| MorphError::host_error(format!("wasmtime deserialize: {e}")))
+    }
+
+    fn link(&self, compiled: Module, imports: Arc<[Import]>) -> Result<Linked> {
+        let mut linker = Linker::<StoreData>::new(&self.engine);
+        for import in imports.iter() {
+            let ty = FuncType::new(
+                &self.engine,
+                import.params.iter().copied().map(valtype),
+                import.results.iter().copied().map(valtype),
+            );
+            let served = import.clone();
+            linker
+                .func_new(
+                    import.module,
+                    &import.name,
+                    ty,
+                    move |mut caller, params, results| {
+                        let args: Vec<i64> = params.iter().map(widen).collect();
+                        let (memory, context) = memory_and_context(&mut caller, &served.name)?;
+                        let out = context
+                            .serve(&served, memory, &args)
+                            .map_err(wasmtime::Error::new)?;
+                        if let (Some(value), Some(slot), Some(ty)) =
+                            (out, results.first_mut(), served.results.first())
+                        {
+                            *slot = narrow(value, *ty);
+                        }
+                        Ok(())
+                    },
+                )
+                .map_err(|e| {
+                    MorphError::host_error(format!(
+                        "linking {}.{}: {e}",
+                        import.module, import.name
+                    ))
+                })?;
         }
         let pre = linker
             .instantiate_pre(&compiled)
             .map_err(|e| MorphError::invalid_module(format!("cannot link: {e}")))?;
-        Ok(Prepared {
-            engine: engine.clone(),
-            _ticker: ticker,
+        Ok(Linked {
             pre,
-            module: module.clone(),
+            _ticker: self.ticker.clone(),
         })
     }
 
-    fn instantiate(&self, session: Session) -> (Store<StoreState>, Result<Live>) {
-        let fuel = session.fuel();
-        let mut store = Store::new(&self.engine, StoreState { session });
-        store.limiter(|state| state as &mut dyn ResourceLimiter);
+    fn instantiate(
+        &self,
+        linked: &Linked,
+        context: GuestContext,
+    ) -> std::result::Result<WasmtimeInstance, Box<NotInstantiated>> {
+        let mut context = context;
+        let fuel = context.session().fuel();
+        let mut store = Store::new(&self.engine, StoreData(context));
+        store.limiter(|data| data as &mut dyn ResourceLimiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut ctx| {
-            let session = &mut ctx.data_mut().session;
+            let session = ctx.data_mut().0.session();
             if session.deadline().expired() {
                 let e = session.timeout_error();
                 return Err(wasmtime::Error::new(session.fail(e)));
@@ -119,180 +153,69 @@ impl Prepared {
             && let Err(e) = store.set_fuel(fuel)
         {
             let e = MorphError::unsupported(format!("fuel: {e}"));
-            return (store, Err(e));
+            return Err(NotInstantiated::new(e, store.into_data().0));
         }
-        let live = match self.pre.instantiate(&mut store) {
-            Ok(instance) => match instance.get_memory(&mut store, "memory") {
-                Some(memory) => Ok(Live { instance, memory }),
-                None => Err(MorphError::invalid_module(
-                    "export `memory` missing after instantiation",
-                )),
-            },
+        let instance = match linked.pre.instantiate(&mut store) {
+            Ok(instance) => instance,
             Err(e) => {
-                let mapped = map_error(e, "instantiate", &store.data().session);
-                Err(store.data_mut().session.take_fatal().unwrap_or(mapped))
+                let mapped = map_error(e, "instantiate", store.data_mut().0.session());
+                context = store.into_data().0;
+                return Err(NotInstantiated::new(mapped, context));
             }
         };
-        (store, live)
+        match instance.get_memory(&mut store, "memory") {
+            Some(memory) => Ok(WasmtimeInstance {
+                store,
+                instance,
+                memory,
+            }),
+            None => Err(NotInstantiated::new(
+                MorphError::invalid_module("export `memory` missing after instantiation"),
+                store.into_data().0,
+            )),
+        }
     }
 }
 
-struct Live {
+/// One execution's instance and store.
+pub struct WasmtimeInstance {
+    store: Store<StoreData>,
     instance: Instance,
     memory: Memory,
 }
 
-struct WasmtimeInstance {
-    store: Store<StoreState>,
-    live: Live,
-}
-
-impl GuestInstance for WasmtimeInstance {
+impl EngineInstance for WasmtimeInstance {
     fn call(&mut self, export: GuestExport, args: &[i32]) -> Result<i64> {
-        let name = export_name(export);
-        let store = &mut self.store;
-        let instance = self.live.instance;
-        let result = match (export, args) {
-            (GuestExport::Initialize, []) => instance
-                .get_typed_func::<(), ()>(&mut *store, name)
-                .and_then(|f| f.call(&mut *store, ()))
-                .map(|()| 0),
-            (GuestExport::AbiVersion, []) => instance
-                .get_typed_func::<(), i32>(&mut *store, name)
-                .and_then(|f| f.call(&mut *store, ()))
-                .map(i64::from),
-            (GuestExport::Alloc, [size]) => instance
-                .get_typed_func::<i32, i32>(&mut *store, name)
-                .and_then(|f| f.call(&mut *store, *size))
-                .map(|p| i64::from(p as u32)),
-            (GuestExport::Describe, []) => instance
-                .get_typed_func::<(), i64>(&mut *store, name)
-                .and_then(|f| f.call(&mut *store, ())),
-            (GuestExport::Execute, [a, b, c, d, e, f]) => instance
-                .get_typed_func::<(i32, i32, i32, i32, i32, i32), i64>(&mut *store, name)
-                .and_then(|func| func.call(&mut *store, (*a, *b, *c, *d, *e, *f))),
-            _ => {
-                return Err(MorphError::host_error(format!(
-                    "`{name}` called with {} arguments",
-                    args.len()
-                )));
-            }
-        };
-        result.map_err(|e| map_error(e, name, &store.data().session))
+        let name = export.name();
+        let func = self
+            .instance
+            .get_func(&mut self.store, name)
+            .ok_or_else(|| MorphError::invalid_module(format!("export `{name}` missing")))?;
+        let params: Vec<Val> = args.iter().map(|a| Val::I32(*a)).collect();
+        let mut results = [Val::I64(0)];
+        let results = &mut results[..usize::from(export.result().is_some())];
+        func.call(&mut self.store, &params, results)
+            .map_err(|e| map_error(e, name, self.store.data_mut().0.session()))?;
+        Ok(results.first().map_or(0, widen))
     }
 
     fn memory(&mut self) -> &mut [u8] {
-        self.live.memory.data_mut(&mut self.store)
+        self.memory.data_mut(&mut self.store)
     }
 
-    fn session(&mut self) -> &mut Session {
-        &mut self.store.data_mut().session
+    fn context(&mut self) -> &mut GuestContext {
+        &mut self.store.data_mut().0
     }
-}
 
-impl PreparedExtension for Prepared {
-    fn run(&self, session: Session, call: GuestCall<'_>) -> GuestRun {
-        let (mut store, live) = self.instantiate(session);
-        let result = match live {
-            Ok(live) => {
-                let mut instance = WasmtimeInstance { store, live };
-                let result = drive(&mut instance, &self.module, &call);
-                store = instance.store;
-                result
-            }
-            Err(e) => Err(e),
-        };
-        if let (Some(initial), Ok(left)) = (store.data().session.fuel(), store.get_fuel()) {
-            store
+    fn finish(mut self) -> GuestContext {
+        let initial = self.store.data_mut().0.session().fuel();
+        if let (Some(initial), Ok(left)) = (initial, self.store.get_fuel()) {
+            self.store
                 .data_mut()
-                .session
+                .0
+                .session()
                 .note_fuel(initial.saturating_sub(left));
         }
-        GuestRun {
-            session: store.into_data().session,
-            result,
-        }
+        self.store.into_data().0
     }
-}
-
-fn link_pair(linker: &mut Linker<StoreState>, import: HostImport) -> wasmtime::Result<()> {
-    linker.func_wrap(
-        IMPORT_MODULE,
-        import.name(),
-        move |mut caller: Caller<'_, StoreState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
-            let (memory, state) = memory_and_state(&mut caller, import.name())?;
-            let n = state
-                .session
-                .serve_pair(import, memory, ptr as u32, len as u32)
-                .map_err(wasmtime::Error::new)?;
-            Ok(n as i32)
-        },
-    )?;
-    Ok(())
-}
-
-fn link(linker: &mut Linker<StoreState>, import: HostImport) -> wasmtime::Result<()> {
-    match import {
-        HostImport::HostCall | HostImport::HostResponse => link_pair(linker, import),
-        HostImport::Log => {
-            linker.func_wrap(
-                IMPORT_MODULE,
-                import.name(),
-                |mut caller: Caller<'_, StoreState>,
-                 level: i32,
-                 ptr: i32,
-                 len: i32|
-                 -> wasmtime::Result<()> {
-                    let (memory, state) = memory_and_state(&mut caller, "log")?;
-                    state
-                        .session
-                        .log(memory, level, ptr as u32, len as u32)
-                        .map_err(wasmtime::Error::new)
-                },
-            )?;
-            Ok(())
-        }
-    }
-}
-
-/// Links one WASI preview 1 import to core's shim, with the type the
-/// module declares.
-fn link_wasi(
-    linker: &mut Linker<StoreState>,
-    engine: &Engine,
-    import: &WasiImport,
-) -> wasmtime::Result<()> {
-    let valtype = |t: &WasmType| match t {
-        WasmType::I32 => ValType::I32,
-        WasmType::I64 => ValType::I64,
-    };
-    let ty = FuncType::new(
-        engine,
-        import.params.iter().map(valtype),
-        import.results.iter().map(valtype),
-    );
-    let name = import.name.clone();
-    linker.func_new(
-        WASI_MODULE,
-        &import.name,
-        ty,
-        move |mut caller, params, results| {
-            let args: Vec<i64> = params
-                .iter()
-                .map(|v| match v {
-                    Val::I32(x) => i64::from(*x),
-                    Val::I64(x) => *x,
-                    _ => 0,
-                })
-                .collect();
-            let (memory, state) = memory_and_state(&mut caller, &name)?;
-            let errno = wasi::call(&mut state.session, memory, &name, &args)
-                .map_err(wasmtime::Error::new)?;
-            if let (Some(errno), Some(slot)) = (errno, results.first_mut()) {
-                *slot = Val::I32(errno);
-            }
-            Ok(())
-        },
-    )?;
-    Ok(())
 }

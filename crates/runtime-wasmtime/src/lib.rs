@@ -3,7 +3,8 @@
 //! Morph's backend on [wasmtime](https://wasmtime.dev), in two
 //! configurations: `wasmtime` (the Cranelift JIT) and `wasmtime-pulley`
 //! (Pulley, wasmtime's portable interpreter, [`WasmtimeOptions::pulley`]).
-//! Engine glue only: every shared rule lives in `morph-core`.
+//! Engine glue only: every shared rule lives in `morph-core` and
+//! `morph-wasm` ([`WasmtimeEngine`] implements `morph_wasm::WasmEngine`).
 //!
 //! Limits, all enforced natively by wasmtime:
 //! - `max_execution_ms`: epoch interruption. A ticker thread advances the
@@ -19,9 +20,9 @@
 //!
 //! ```no_run
 //! use morph_core::EngineRuntime;
-//! use morph_runtime_wasmtime::{WasmtimeBackend, WasmtimeOptions};
+//! use morph_runtime_wasmtime::WasmtimeOptions;
 //!
-//! let runtime = EngineRuntime::new(WasmtimeBackend::new(WasmtimeOptions::default())?)?;
+//! let runtime = EngineRuntime::new(morph_runtime_wasmtime::backend(WasmtimeOptions::default())?)?;
 //! # Ok::<(), morph_core::MorphError>(())
 //! ```
 #![warn(missing_docs)]
@@ -33,10 +34,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use morph_core::{
-    Backend, EffectivePolicy, Enforcement, EngineLimit, EntryCode, ModuleCache, MorphError,
-    PreparedExtension, Result, RuntimeInfo,
-};
+use morph_core::{Enforcement, EngineLimit, MorphError, Result, RuntimeInfo};
+use morph_wasm::{MAX_TABLE_ELEMENTS, MAX_TABLES, WasmBackend};
+
+pub use engine::WasmtimeInstance;
 
 /// The backend name users choose for the Cranelift JIT configuration.
 pub const BACKEND_NAME: &str = "wasmtime";
@@ -100,12 +101,21 @@ impl Default for WasmtimeOptions {
     }
 }
 
-/// The wasmtime backend: one engine, one epoch ticker.
-pub struct WasmtimeBackend {
+/// The wasmtime backend as core runs it.
+pub type WasmtimeBackend = WasmBackend<WasmtimeEngine>;
+
+/// The wasmtime backend with `options` (the Cranelift JIT, or Pulley with
+/// [`WasmtimeOptions::pulley`]); give it a module cache with
+/// [`WasmBackend::with_cache`].
+pub fn backend(options: WasmtimeOptions) -> Result<WasmtimeBackend> {
+    Ok(WasmBackend::new(WasmtimeEngine::new(options)?))
+}
+
+/// wasmtime as a `morph_wasm::WasmEngine`: one engine, one epoch ticker.
+pub struct WasmtimeEngine {
     engine: wasmtime::Engine,
     options: WasmtimeOptions,
     ticker: Arc<EpochTicker>,
-    cache: Option<Arc<ModuleCache>>,
 }
 
 /// Advances the engine's epoch until the last holder is dropped. Every
@@ -138,7 +148,7 @@ impl Drop for EpochTicker {
     }
 }
 
-impl WasmtimeBackend {
+impl WasmtimeEngine {
     /// Creates the engine and starts its epoch ticker.
     pub fn new(options: WasmtimeOptions) -> Result<Self> {
         let mut config = wasmtime::Config::new();
@@ -166,28 +176,19 @@ impl WasmtimeBackend {
             // MAX_TABLES tables of at most MAX_TABLE_ELEMENTS elements.
             pool.total_core_instances(options.pool_slots)
                 .total_memories(options.pool_slots)
-                .total_tables(options.pool_slots.saturating_mul(morph_core::MAX_TABLES))
-                .max_tables_per_module(morph_core::MAX_TABLES)
-                .table_elements(morph_core::MAX_TABLE_ELEMENTS as usize);
+                .total_tables(options.pool_slots.saturating_mul(MAX_TABLES))
+                .max_tables_per_module(MAX_TABLES)
+                .table_elements(MAX_TABLE_ELEMENTS as usize);
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = wasmtime::Engine::new(&config)
             .map_err(|e| MorphError::host_error(format!("wasmtime engine: {e}")))?;
         let ticker = EpochTicker::start(engine.clone(), options.epoch_tick)?;
-        Ok(WasmtimeBackend {
+        Ok(WasmtimeEngine {
             engine,
             options,
             ticker,
-            cache: None,
         })
-    }
-
-    /// Keeps compiled modules in `cache` (MAC-checked before wasmtime
-    /// deserializes them), so loading a module compiled before skips
-    /// Cranelift.
-    pub fn with_cache(mut self, cache: Arc<ModuleCache>) -> Self {
-        self.cache = Some(cache);
-        self
     }
 
     /// The cache fingerprint of this engine: wasmtime's version and its
@@ -200,14 +201,14 @@ impl WasmtimeBackend {
             .hash(&mut hasher);
         format!(
             "wasmtime-{WASMTIME_VERSION}-{}-{:016x}",
-            self.info().name,
+            self.runtime_info().name,
             hasher.finish()
         )
     }
 }
 
-impl Backend for WasmtimeBackend {
-    fn info(&self) -> RuntimeInfo {
+impl WasmtimeEngine {
+    fn runtime_info(&self) -> RuntimeInfo {
         let fuel = if self.options.fuel {
             Enforcement::Native
         } else {
@@ -230,19 +231,5 @@ impl Backend for WasmtimeBackend {
                 (EngineLimit::Fuel, fuel),
             ],
         )
-    }
-
-    fn prepare(
-        &self,
-        code: &EntryCode,
-        _policy: &EffectivePolicy,
-    ) -> Result<Arc<dyn PreparedExtension>> {
-        let module = code.wasm(self.info().name.as_str())?;
-        Ok(Arc::new(engine::Prepared::new(
-            &self.engine,
-            self.ticker.clone(),
-            module,
-            self.cache.as_deref().map(|c| (c, self.fingerprint())),
-        )?))
     }
 }

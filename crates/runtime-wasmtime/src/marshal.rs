@@ -1,13 +1,15 @@
-//! Engine errors to `MorphError`, and guest memory access from host calls.
+//! Engine errors to `MorphError`, values in and out, and guest memory
+//! access from host functions.
 
-use morph_core::{MorphError, Session, wasm::GuestExport};
-use wasmtime::{Caller, Trap};
+use morph_core::{MorphError, Session};
+use morph_wasm::{GuestContext, WasmType};
+use wasmtime::{Caller, Trap, Val};
 
-use crate::engine::StoreState;
+use crate::engine::StoreData;
 
 /// Maps a wasmtime error from calling `export` onto a Morph kind. A
 /// `MorphError` raised by our own host functions or limiter passes through.
-pub fn map_error(err: wasmtime::Error, export: &str, session: &Session) -> MorphError {
+pub fn map_error(err: wasmtime::Error, export: &str, session: &mut Session) -> MorphError {
     if let Some(e) = err.downcast_ref::<MorphError>() {
         return e.clone();
     }
@@ -25,20 +27,35 @@ pub fn map_error(err: wasmtime::Error, export: &str, session: &Session) -> Morph
     }
 }
 
-/// The name used in messages for a guest export.
-pub fn export_name(export: GuestExport) -> &'static str {
-    export.name()
+/// An i32 or i64 value as i64 (i32 sign-extended); 0 for other types,
+/// which validation keeps out of every import and export.
+pub fn widen(value: &Val) -> i64 {
+    match value {
+        Val::I32(x) => i64::from(*x),
+        Val::I64(x) => *x,
+        _ => 0,
+    }
 }
 
-/// The guest's exported memory and our state, borrowed together.
-pub fn memory_and_state<'a>(
-    caller: &'a mut Caller<'_, StoreState>,
+/// An i64 as a value of type `ty` (truncated to i32 for `I32`).
+pub fn narrow(value: i64, ty: WasmType) -> Val {
+    match ty {
+        WasmType::I32 => Val::I32(value as i32),
+        WasmType::I64 => Val::I64(value),
+    }
+}
+
+/// The guest's exported memory and the execution's context, borrowed
+/// together.
+pub fn memory_and_context<'a>(
+    caller: &'a mut Caller<'_, StoreData>,
     import: &str,
-) -> wasmtime::Result<(&'a mut [u8], &'a mut StoreState)> {
+) -> wasmtime::Result<(&'a mut [u8], &'a mut GuestContext)> {
     let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else {
         let e =
             MorphError::abi_violation(format!("`{import}` called but the guest exports no memory"));
-        return Err(wasmtime::Error::new(caller.data_mut().session.fail(e)));
+        return Err(wasmtime::Error::new(caller.data_mut().0.session().fail(e)));
     };
-    Ok(memory.data_and_store_mut(caller))
+    let (bytes, data) = memory.data_and_store_mut(caller);
+    Ok((bytes, &mut data.0))
 }

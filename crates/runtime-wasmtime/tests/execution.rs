@@ -8,7 +8,7 @@ use morph_core::{
     BaseMorphRuntime, CapabilityHost, EngineRuntime, ErrorKind, ExecutionContext, Executor,
     ExecutorOptions, ExtensionArtifact, HostPolicy, LoadedExtension,
 };
-use morph_runtime_wasmtime::{WasmtimeBackend, WasmtimeOptions};
+use morph_runtime_wasmtime::WasmtimeOptions;
 use serde_json::json;
 
 fn kitchen_artifact() -> ExtensionArtifact {
@@ -25,11 +25,11 @@ async fn kitchen(threads: usize, max_execution_ms: u64) -> Box<dyn LoadedExtensi
         ..ExecutorOptions::default()
     })
     .expect("executor");
-    let backend = WasmtimeBackend::new(WasmtimeOptions::default()).expect("backend");
+    let backend = morph_runtime_wasmtime::backend(WasmtimeOptions::default()).expect("backend");
     let runtime = EngineRuntime::with_executor(backend, executor);
     let mut artifact = kitchen_artifact();
     artifact.manifest.resource_limits.max_execution_ms = max_execution_ms;
-    let policy = HostPolicy::grant_requested(&artifact.manifest);
+    let policy = HostPolicy::allow_requested();
     runtime
         .load(&artifact, Arc::new(CapabilityHost::in_memory()), &policy)
         .await
@@ -101,11 +101,12 @@ async fn reports_measure_each_execution() {
 async fn strict_limits_refuse_a_backend_that_cannot_enforce_them() {
     // Default wasmtime does not count fuel: a host asking for a fuel budget
     // gets `unsupported` under Strict, and a load under BestEffort.
-    let runtime =
-        EngineRuntime::new(WasmtimeBackend::new(WasmtimeOptions::default()).expect("backend"))
-            .expect("runtime");
+    let runtime = EngineRuntime::new(
+        morph_runtime_wasmtime::backend(WasmtimeOptions::default()).expect("backend"),
+    )
+    .expect("runtime");
     let artifact = kitchen_artifact();
-    let mut policy = HostPolicy::grant_requested(&artifact.manifest);
+    let mut policy = HostPolicy::allow_requested();
     policy.fuel = Some(1_000_000);
     let host = Arc::new(CapabilityHost::in_memory());
     let Err(e) = runtime.load(&artifact, host.clone(), &policy).await else {
@@ -123,10 +124,10 @@ async fn a_fuel_budget_ends_a_loop_with_fuel_exhausted() {
         fuel: true,
         ..WasmtimeOptions::default()
     };
-    let runtime =
-        EngineRuntime::new(WasmtimeBackend::new(options).expect("backend")).expect("runtime");
+    let runtime = EngineRuntime::new(morph_runtime_wasmtime::backend(options).expect("backend"))
+        .expect("runtime");
     let artifact = kitchen_artifact();
-    let mut policy = HostPolicy::grant_requested(&artifact.manifest);
+    let mut policy = HostPolicy::allow_requested();
     policy.fuel = Some(5_000_000);
     let ext = runtime
         .load(&artifact, Arc::new(CapabilityHost::in_memory()), &policy)

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use morph_core::host::{DataStore, MemoryAuditSink, MemoryDataStore};
 use morph_core::{
     BaseMorphRuntime, CapabilityHost, EngineRuntime, ErrorKind, ExecutionContext, ExtensionManager,
-    ExtensionManifest, HostPolicy, MAX_EVENT_HOPS, RuntimeKind,
+    HostPolicy, MAX_EVENT_HOPS, RuntimeKind,
 };
-use morph_runtime_wasmtime::{WasmtimeBackend, WasmtimeOptions};
+use morph_runtime_wasmtime::WasmtimeOptions;
 use serde_json::json;
 
 fn fixture(name: &str) -> std::path::PathBuf {
@@ -31,8 +31,10 @@ struct Setup {
 fn setup() -> Setup {
     let root = tempfile::tempdir().expect("temp dir");
     let runtime: Arc<dyn BaseMorphRuntime> = Arc::new(
-        EngineRuntime::new(WasmtimeBackend::new(WasmtimeOptions::default()).expect("backend"))
-            .expect("runtime"),
+        EngineRuntime::new(
+            morph_runtime_wasmtime::backend(WasmtimeOptions::default()).expect("backend"),
+        )
+        .expect("runtime"),
     );
     let data = Arc::new(MemoryDataStore::new());
     let audit = Arc::new(MemoryAuditSink::default());
@@ -54,18 +56,14 @@ fn setup() -> Setup {
     }
 }
 
-fn grant(name: &str) -> HostPolicy {
-    HostPolicy::grant_requested(&ExtensionManifest::from_dir(&fixture(name)).expect("manifest"))
-}
-
 #[tokio::test]
 async fn installs_lists_executes_and_delivers_events_to_listeners() {
     let s = setup();
     s.manager
-        .install(&fixture("kitchen"), &grant("kitchen"))
+        .install(&fixture("kitchen"), &HostPolicy::allow_requested())
         .expect("install kitchen");
     s.manager
-        .install(&fixture("listener"), &grant("listener"))
+        .install(&fixture("listener"), &HostPolicy::allow_requested())
         .expect("install listener");
     let ids: Vec<String> = s
         .manager
@@ -115,7 +113,7 @@ async fn a_failing_listener_does_not_stop_the_others() {
     let s = setup();
     for name in ["kitchen", "broken_listener", "listener"] {
         s.manager
-            .install(&fixture(name), &grant(name))
+            .install(&fixture(name), &HostPolicy::allow_requested())
             .expect("install");
     }
     let run = s
@@ -152,9 +150,9 @@ async fn a_failing_listener_does_not_stop_the_others() {
 async fn without_event_listen_granted_nothing_is_delivered() {
     let s = setup();
     s.manager
-        .install(&fixture("kitchen"), &grant("kitchen"))
+        .install(&fixture("kitchen"), &HostPolicy::allow_requested())
         .expect("install kitchen");
-    let mut policy = grant("listener");
+    let mut policy = HostPolicy::allow_requested();
     policy.granted = [morph_core::Permission::DataWrite].into_iter().collect();
     s.manager
         .install(&fixture("listener"), &policy)
@@ -184,7 +182,7 @@ async fn unknown_and_uninstalled_extensions_are_not_found() {
         .expect_err("not installed");
     assert_eq!(e.kind(), ErrorKind::NotFound);
     s.manager
-        .install(&fixture("minimal"), &grant("minimal"))
+        .install(&fixture("minimal"), &HostPolicy::allow_requested())
         .expect("install");
     let run = s
         .manager

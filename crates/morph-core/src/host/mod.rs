@@ -1,40 +1,38 @@
 //! The capability host: the single dispatch of every host call from every
-//! backend. It checks the permission, counts quotas for this execution,
-//! writes an audit record, then delegates to a provider.
+//! backend. It parses the call into a [`HostOp`], checks the permission,
+//! counts quotas for this execution, writes an audit record, then
+//! delegates to a provider.
+//!
+//! The provider traits live here with the in-memory providers of
+//! [`CapabilityHost::in_memory`]; the real ones (HTTP client, redb store,
+//! sandboxed files, vault files, audit log) are in `morph-host`.
 
-mod audit_log;
-mod env_vault;
-mod file_vault;
 mod fs;
 mod http;
 mod memory;
+mod op;
 mod providers;
-mod redb_store;
+mod vault_chain;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-pub use audit_log::JsonLinesAudit;
-pub use env_vault::{EnvVault, VaultChain};
-pub use file_vault::{FileVault, VAULT_KEY_ENV};
-pub use fs::{FsProvider, SandboxFs};
+pub use fs::FsProvider;
 pub use http::{
-    HttpLimits, HttpProvider, HttpRequest, HttpResponse, UreqHttp, check_url, host_allowed,
-    is_public,
+    HttpLimits, HttpProvider, HttpRequest, HttpResponse, check_url, host_allowed, is_public,
+    listed_exactly, parse_url,
 };
 pub use memory::{MemoryAuditSink, MemoryDataStore, MemoryVault, RecordingEventBus, validate_key};
+pub use op::{HostOp, OP_NAMES};
 pub use providers::{AuditRecord, AuditSink, DataStore, Event, EventBus, VaultProvider};
-pub use redb_store::RedbDataStore;
+pub use vault_chain::VaultChain;
 
 use crate::deadline::Deadline;
 use crate::error::{ErrorKind, MorphError, Result};
-use crate::permission::Permission;
 use crate::policy::EffectivePolicy;
 
 /// What a loaded extension is, for the host: its id, its effective grant
@@ -132,7 +130,8 @@ impl std::fmt::Debug for CapabilityHost {
 }
 
 /// Builds a [`CapabilityHost`]; every provider defaults to its in-memory one.
-#[derive(Default)]
+/// Cloning shares the providers.
+#[derive(Default, Clone)]
 pub struct CapabilityHostBuilder {
     vault: Option<Arc<dyn VaultProvider>>,
     data: Option<Arc<dyn DataStore>>,
@@ -200,110 +199,6 @@ impl CapabilityHostBuilder {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyArgs {
-    key: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetSecretArgs {
-    key: String,
-    value: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetDataArgs {
-    key: String,
-    value: Value,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListArgs {
-    #[serde(default)]
-    prefix: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EmitArgs {
-    name: String,
-    #[serde(default)]
-    payload: Value,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PathArgs {
-    path: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListPathArgs {
-    #[serde(default)]
-    path: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WriteArgs {
-    path: String,
-    data: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FetchArgs {
-    method: String,
-    url: String,
-    #[serde(default)]
-    headers: Vec<(String, String)>,
-    #[serde(default)]
-    body: Option<String>,
-    #[serde(default)]
-    body_base64: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct HttpMethodArgs {
-    method: String,
-}
-
-/// The ops of ABI.md, with the permission each needs.
-fn required_permission(op: &str, args: &Value) -> Result<Permission> {
-    Ok(match op {
-        "vault.get_secret" => Permission::VaultRead,
-        "vault.set_secret" => Permission::VaultWrite,
-        "events.emit" => Permission::EventEmit,
-        "data.get" | "data.list" => Permission::DataRead,
-        "data.set" | "data.delete" => Permission::DataWrite,
-        "fs.read" | "fs.list" => Permission::FsRead,
-        "fs.write" | "fs.delete" => Permission::FsWrite,
-        "http.fetch" => {
-            let HttpMethodArgs { method } = parse_args(op, args.clone())?;
-            if method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD") {
-                Permission::HttpRead
-            } else {
-                Permission::HttpWrite
-            }
-        }
-        _ => {
-            return Err(MorphError::unsupported(format!(
-                "op `{op}` is not a host operation (vault.*, events.emit, data.*, fs.*, http.fetch)"
-            )));
-        }
-    })
-}
-
-fn parse_args<T: DeserializeOwned>(op: &str, args: Value) -> Result<T> {
-    serde_json::from_value(args)
-        .map_err(|e| MorphError::host_error(format!("op `{op}`: invalid args: {e}")))
-}
-
 impl CapabilityHost {
     /// A host with every provider in memory.
     pub fn in_memory() -> Self {
@@ -316,27 +211,33 @@ impl CapabilityHost {
     }
 
     /// Performs one host call for the execution `state`. Every call, allowed
-    /// or not, writes one audit record. `quota_exceeded` ends the execution
-    /// (the caller must not hand it back to the guest); other errors are for
-    /// the guest to handle.
+    /// or not, writes one audit record; `allowed` in it says whether the
+    /// call got past the permission check, the quotas and the policy to
+    /// its provider (false for `permission_denied`, `unsupported` and
+    /// `quota_exceeded`, wherever they came from).
+    /// `quota_exceeded` ends the execution (the caller must not hand it back
+    /// to the guest); other errors are for the guest to handle.
     pub fn call(&self, state: &mut CallState, op: &str, args: Value) -> Result<Value> {
         let started = Instant::now();
-        let result = required_permission(op, &args).and_then(|permission| {
+        let mut allowed = false;
+        let result = HostOp::parse(op, args).and_then(|op| {
+            let permission = op.permission();
             if !state.scope.policy.permissions.contains(permission) {
                 return Err(MorphError::permission_denied(format!(
-                    "op `{op}` needs permission {permission}, which extension `{}` was not granted",
+                    "op `{}` needs permission {permission}, which extension `{}` was not granted",
+                    op.name(),
                     state.scope.extension_id
                 )));
             }
-            self.dispatch(state, op, args)
+            self.dispatch(state, op, &mut allowed)
         });
-        self.audit_record(state, op, &result, started);
+        self.audit_record(state, op, allowed, &result, started);
         result
     }
 
     /// Writes the audit record of a finished execution.
     pub fn audit_execution(&self, state: &CallState, result: &Result<Value>, started: Instant) {
-        self.audit_record(state, "execute", result, started);
+        self.audit_record(state, "execute", true, result, started);
     }
 
     /// Publishes the events an execution emitted (after it ended). A bus
@@ -349,15 +250,27 @@ impl CapabilityHost {
         }
     }
 
-    fn audit_record<T>(&self, state: &CallState, op: &str, result: &Result<T>, started: Instant) {
-        let (allowed, outcome, reason) = match result {
-            Ok(_) => (true, "ok".to_string(), None),
-            Err(e) => (
-                e.kind() != ErrorKind::PermissionDenied,
-                e.kind().as_str().to_string(),
-                Some(e.message().to_string()),
-            ),
+    fn audit_record<T>(
+        &self,
+        state: &CallState,
+        op: &str,
+        allowed: bool,
+        result: &Result<T>,
+        started: Instant,
+    ) {
+        let (outcome, reason) = match result {
+            Ok(_) => ("ok".to_string(), None),
+            Err(e) => (e.kind().as_str().to_string(), Some(e.message().to_string())),
         };
+        // Refused by policy, by a quota or for want of a provider is never
+        // "allowed", wherever the refusal came from.
+        let refused = result.as_ref().err().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                ErrorKind::PermissionDenied | ErrorKind::Unsupported | ErrorKind::QuotaExceeded
+            )
+        });
+        let allowed = allowed && !refused;
         let time_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -375,62 +288,72 @@ impl CapabilityHost {
         });
     }
 
-    fn dispatch(&self, state: &mut CallState, op: &str, args: Value) -> Result<Value> {
+    /// Runs `op` for `state`, whose permission was checked. Sets `allowed`
+    /// once quotas and policy let the call reach its provider.
+    fn dispatch(&self, state: &mut CallState, op: HostOp, allowed: &mut bool) -> Result<Value> {
         let ext = state.scope.extension_id.as_str();
+        let name = op.name();
         match op {
-            "vault.get_secret" => {
-                let a: KeyArgs = parse_args(op, args)?;
-                validate_key(op, &a.key)?;
+            HostOp::GetSecret { key } => {
+                validate_key(name, &key)?;
+                *allowed = true;
                 Ok(self
                     .vault
-                    .get(ext, &a.key)?
+                    .get(ext, &key)?
                     .map_or(Value::Null, Value::String))
             }
-            "vault.set_secret" => {
-                let a: SetSecretArgs = parse_args(op, args)?;
-                validate_key(op, &a.key)?;
-                self.vault.set(ext, &a.key, &a.value)?;
+            HostOp::SetSecret { key, value } => {
+                validate_key(name, &key)?;
+                *allowed = true;
+                self.vault.set(ext, &key, &value)?;
                 Ok(Value::Null)
             }
-            "data.get" => {
-                let a: KeyArgs = parse_args(op, args)?;
-                validate_key(op, &a.key)?;
-                Ok(self.data.get(ext, &a.key)?.unwrap_or(Value::Null))
+            HostOp::DataGet { key } => {
+                validate_key(name, &key)?;
+                *allowed = true;
+                Ok(self.data.get(ext, &key)?.unwrap_or(Value::Null))
             }
-            "data.set" => {
-                let a: SetDataArgs = parse_args(op, args)?;
-                validate_key(op, &a.key)?;
-                self.data.set(ext, &a.key, &a.value)?;
+            HostOp::DataSet { key, value } => {
+                validate_key(name, &key)?;
+                *allowed = true;
+                self.data.set(ext, &key, &value)?;
                 Ok(Value::Null)
             }
-            "data.delete" => {
-                let a: KeyArgs = parse_args(op, args)?;
-                validate_key(op, &a.key)?;
-                self.data.delete(ext, &a.key)?;
+            HostOp::DataDelete { key } => {
+                validate_key(name, &key)?;
+                *allowed = true;
+                self.data.delete(ext, &key)?;
                 Ok(Value::Null)
             }
-            "data.list" => {
-                let a: ListArgs = parse_args(op, args)?;
-                Ok(Value::from(self.data.list(ext, &a.prefix)?))
+            HostOp::DataList { prefix } => {
+                *allowed = true;
+                Ok(Value::from(self.data.list(ext, &prefix)?))
             }
-            "events.emit" => {
-                let a: EmitArgs = parse_args(op, args)?;
-                if !state.scope.events.contains(&a.name) {
+            HostOp::Emit {
+                name: event,
+                payload,
+            } => {
+                if !state.scope.events.contains(&event) {
                     return Err(MorphError::permission_denied(format!(
-                        "op `events.emit`: event `{}` is not declared in the manifest of `{ext}`",
-                        a.name
+                        "op `events.emit`: event `{event}` is not declared in the manifest of `{ext}`"
                     )));
                 }
+                *allowed = true;
                 state.emitted.push(Event {
                     source: ext.to_string(),
-                    name: format!("{ext}/{}", a.name),
-                    payload: a.payload,
+                    name: format!("{ext}/{event}"),
+                    payload,
                     request_id: state.request_id.clone(),
                     hops: state.hops,
                 });
                 Ok(Value::Null)
             }
-            "http.fetch" => {
+            HostOp::Fetch {
+                method,
+                url,
+                headers,
+                body,
+            } => {
                 state.http_requests += 1;
                 let max = state.scope.policy.limits.max_http_requests;
                 if state.http_requests > max {
@@ -438,37 +361,25 @@ impl CapabilityHost {
                         "op `http.fetch`: more than max_http_requests = {max} in one execution"
                     )));
                 }
-                let a: FetchArgs = parse_args(op, args)?;
-                let allowed = &state.scope.policy.allowed_hosts;
-                check_url(&a.url, allowed)?;
+                let allowed_hosts = &state.scope.policy.allowed_hosts;
+                check_url(&url, allowed_hosts)?;
                 let http = self.http.as_ref().ok_or_else(|| {
                     MorphError::unsupported("op `http.fetch`: this host has no HTTP provider")
                 })?;
-                let body = match (a.body, a.body_base64) {
-                    (Some(text), None) => Some(text.into_bytes()),
-                    (None, Some(b64)) => Some(BASE64.decode(b64).map_err(|e| {
-                        MorphError::host_error(format!("op `http.fetch`: body_base64: {e}"))
-                    })?),
-                    (None, None) => None,
-                    (Some(_), Some(_)) => {
-                        return Err(MorphError::host_error(
-                            "op `http.fetch`: give `body` or `body_base64`, not both",
-                        ));
-                    }
-                };
                 let timeout = state
                     .deadline
                     .as_ref()
                     .map_or(std::time::Duration::MAX, Deadline::remaining);
+                *allowed = true;
                 let response = http.fetch(
                     &HttpRequest {
-                        method: a.method,
-                        url: a.url,
-                        headers: a.headers,
+                        method,
+                        url,
+                        headers,
                         body,
                     },
                     &HttpLimits {
-                        allowed_hosts: allowed.clone(),
+                        allowed_hosts: allowed_hosts.clone(),
                         timeout,
                         max_response_bytes: u64::MAX,
                     },
@@ -483,40 +394,48 @@ impl CapabilityHost {
                                          "body_base64": BASE64.encode(bytes.into_bytes())}),
                 })
             }
-            _ => {
-                let fs = self.fs.as_ref().ok_or_else(|| {
-                    MorphError::unsupported(format!(
-                        "op `{op}`: this host has no file-system provider"
-                    ))
-                })?;
-                let max = state
-                    .scope
-                    .policy
-                    .limits
-                    .max_file_size_mb
-                    .saturating_mul(1 << 20);
-                match op {
-                    "fs.read" => {
-                        let a: PathArgs = parse_args(op, args)?;
-                        Ok(Value::String(fs.read(ext, &a.path, max)?))
-                    }
-                    "fs.write" => {
-                        let a: WriteArgs = parse_args(op, args)?;
-                        fs.write(ext, &a.path, &a.data, max)?;
-                        Ok(Value::Null)
-                    }
-                    "fs.list" => {
-                        let a: ListPathArgs = parse_args(op, args)?;
-                        Ok(Value::from(fs.list(ext, &a.path)?))
-                    }
-                    _ => {
-                        let a: PathArgs = parse_args(op, args)?;
-                        fs.delete(ext, &a.path)?;
-                        Ok(Value::Null)
-                    }
-                }
+            HostOp::FsRead { path } => {
+                let (fs, max) = self.files(state, name, allowed)?;
+                Ok(Value::String(fs.read(ext, &path, max)?))
+            }
+            HostOp::FsWrite { path, data } => {
+                let (fs, max) = self.files(state, name, allowed)?;
+                fs.write(ext, &path, &data, max)?;
+                Ok(Value::Null)
+            }
+            HostOp::FsList { path } => {
+                let (fs, _) = self.files(state, name, allowed)?;
+                Ok(Value::from(fs.list(ext, &path)?))
+            }
+            HostOp::FsDelete { path } => {
+                let (fs, _) = self.files(state, name, allowed)?;
+                fs.delete(ext, &path)?;
+                Ok(Value::Null)
             }
         }
+    }
+
+    /// The file provider and the size cap in bytes for op `name`
+    /// (`unsupported` without a provider); sets `allowed`.
+    fn files(
+        &self,
+        state: &CallState,
+        name: &str,
+        allowed: &mut bool,
+    ) -> Result<(&dyn FsProvider, u64)> {
+        let fs = self.fs.as_deref().ok_or_else(|| {
+            MorphError::unsupported(format!(
+                "op `{name}`: this host has no file-system provider"
+            ))
+        })?;
+        *allowed = true;
+        let max = state
+            .scope
+            .policy
+            .limits
+            .max_file_size_mb
+            .saturating_mul(1 << 20);
+        Ok((fs, max))
     }
 }
 
@@ -524,6 +443,7 @@ impl CapabilityHost {
 mod tests {
     use super::*;
     use crate::limits::{LimitEnforcement, ResourceLimits};
+    use crate::permission::Permission;
     use crate::permission::PermissionSet;
     use serde_json::json;
 
@@ -556,6 +476,43 @@ mod tests {
         assert_eq!(records.len(), 1);
         assert!(!records[0].allowed);
         assert_eq!(records[0].outcome, "permission_denied");
+    }
+
+    #[test]
+    fn refusals_are_never_audited_as_allowed() {
+        let audit = Arc::new(MemoryAuditSink::default());
+        let host = CapabilityHost::builder().audit(audit.clone()).build();
+        let mut st = state(&[Permission::FsRead, Permission::HttpRead, Permission::VaultRead]);
+        // No file provider: unsupported.
+        let e = host
+            .call(&mut st, "fs.read", json!({"path": "a"}))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        // An unknown op: unsupported.
+        host.call(&mut st, "nope.op", json!({})).unwrap_err();
+        // Bad arguments never reach a provider either.
+        host.call(&mut st, "vault.get_secret", json!({"kee": "k"}))
+            .unwrap_err();
+        // Past max_http_requests: quota_exceeded.
+        for _ in 0..=ResourceLimits::default().max_http_requests {
+            let _ = host.call(
+                &mut st,
+                "http.fetch",
+                json!({"method": "GET", "url": "https://api.example.com/"}),
+            );
+        }
+        host.call(&mut st, "vault.get_secret", json!({"key": "k"}))
+            .unwrap();
+        let records = audit.records();
+        let quota = records
+            .iter()
+            .find(|r| r.outcome == "quota_exceeded")
+            .expect("a quota record");
+        assert!(!quota.allowed);
+        for r in &records[..3] {
+            assert!(!r.allowed, "{r:?}");
+        }
+        assert!(records.last().unwrap().allowed, "the allowed call");
     }
 
     #[test]

@@ -1,0 +1,492 @@
+//! The `morph` command line.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use morph::host::{
+    EnvVault, FileVault, JsonLinesAudit, MemoryVault, VaultChain, VaultProvider, data_dir,
+    persistent_host_builder, persistent_module_cache, validate_key,
+};
+use morph::{
+    Backend, BackendOptions, BaseMorphRuntime, CapabilityHost, ExecutionContext, ExtensionArtifact,
+    ExtensionManager, HostPolicy, MorphError, Result, RuntimeKind, validate_id,
+};
+use morph_conformance::{Matrix, Suite};
+
+/// Run untrusted extensions behind one runtime trait and one capability host.
+#[derive(Parser)]
+#[command(name = "morph", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Execute an action of the extension in DIR and print its JSON result.
+    ///
+    /// Grants the manifest's requested permissions up to the default
+    /// ceilings (the development path) and prints the grant on stderr.
+    /// Files, the key/value store and the audit log live in the data
+    /// directory ($MORPH_DATA_DIR, default ~/.local/share/morph).
+    Run {
+        /// The extension directory (manifest.yaml + entry).
+        dir: PathBuf,
+        /// The action to execute.
+        action: String,
+        /// Params as a JSON object.
+        #[arg(long, default_value = "{}")]
+        params: String,
+        /// Execution context as JSON (request_id, user_id, group_id, space_id, config).
+        #[arg(long)]
+        context: Option<String>,
+        /// Backend to use (default: the first compiled one).
+        #[arg(long)]
+        backend: Option<String>,
+        /// A secret for this run only, as KEY=VALUE (repeatable). Secrets
+        /// are also read from MORPH_SECRET_<EXTENSION>_<KEY> variables.
+        #[arg(long = "secret", value_name = "KEY=VALUE")]
+        secrets: Vec<String>,
+    },
+    /// Print the Describe document of the extension in DIR.
+    Describe {
+        /// The extension directory.
+        dir: PathBuf,
+        /// Backend to use (default: the first compiled one).
+        #[arg(long)]
+        backend: Option<String>,
+    },
+    /// List the compiled backends and what each enforces.
+    Backends,
+    /// Show the newest audit records (every host call and execution).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Install the extension in DIR into the data directory, approving what
+    /// its manifest requests (shown first), capped by the default ceilings.
+    Install {
+        /// The extension directory.
+        dir: PathBuf,
+    },
+    /// List installed extensions.
+    List,
+    /// Remove an installed extension.
+    Uninstall {
+        /// The extension id.
+        extension_id: String,
+    },
+    /// Execute an action of an installed extension (by id) and deliver the
+    /// events it emits to installed listeners.
+    Exec {
+        /// The extension id.
+        extension_id: String,
+        /// The action.
+        action: String,
+        /// Params as a JSON object.
+        #[arg(long, default_value = "{}")]
+        params: String,
+    },
+    /// Manage secrets in the data directory's encrypted vault.
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
+    /// Run the conformance suite and print the case × backend matrix.
+    Conformance {
+        /// A backend name, or `all` (default).
+        #[arg(long, default_value = "all")]
+        backend: String,
+        /// Print the matrix as JSON (with timings and timeout overshoots).
+        #[arg(long)]
+        json: bool,
+        /// The suite directory (default: the one this binary was built from).
+        #[arg(long)]
+        suite: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Store a secret for an extension (the value from --value or stdin).
+    Set {
+        /// The extension id.
+        extension_id: String,
+        /// The secret's key.
+        key: String,
+        /// The value (read from standard input when absent).
+        #[arg(long)]
+        value: Option<String>,
+    },
+    /// List the keys stored for an extension (never the values).
+    List {
+        /// The extension id.
+        extension_id: String,
+    },
+    /// Remove a secret.
+    Rm {
+        /// The extension id.
+        extension_id: String,
+        /// The secret's key.
+        key: String,
+    },
+}
+
+/// The manager over the data directory, with every compiled backend and
+/// the persistent host.
+fn manager() -> Result<ExtensionManager> {
+    let dir = data_dir();
+    let vault: Arc<dyn VaultProvider> = Arc::new(VaultChain(vec![
+        Arc::new(file_vault()?),
+        Arc::new(EnvVault),
+    ]));
+    let options = BackendOptions {
+        module_cache: Some(persistent_module_cache(&dir)?),
+        ..BackendOptions::default()
+    };
+    let mut runtimes = BTreeMap::new();
+    for backend in Backend::compiled() {
+        if let std::collections::btree_map::Entry::Vacant(slot) = runtimes.entry(backend.kind()) {
+            slot.insert(backend.create_with(&options)?);
+        }
+    }
+    ExtensionManager::new(
+        &dir.join("extensions"),
+        persistent_host_builder(&dir, vault)?,
+        runtimes,
+        None,
+    )
+}
+
+fn file_vault() -> Result<FileVault> {
+    let dir = data_dir();
+    FileVault::open(&dir.join("vault.json"), &dir.join("vault.key"))
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Print the last N records of the data directory's audit log.
+    Tail {
+        /// How many records.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        /// Print raw JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    // A worker process (JavaScript, Python) serves its parent and exits here.
+    morph::main_if_worker();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error[io_error]: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error[{}]: {}", e.kind(), render_message(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn render_message(e: &MorphError) -> String {
+    match e.code() {
+        Some(code) => format!("({code}) {}", e.message()),
+        None => e.message().to_string(),
+    }
+}
+
+fn compiled_names() -> String {
+    Backend::compiled()
+        .iter()
+        .map(|b| b.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn pick_backend(name: Option<&str>, kind: RuntimeKind) -> Result<Arc<dyn BaseMorphRuntime>> {
+    let backend = match name {
+        Some(n) => n.parse::<Backend>()?,
+        None => Backend::default_for(kind).ok_or_else(|| {
+            MorphError::unsupported(format!(
+                "this build has no backend for {kind} extensions (compiled: {}); enable its Cargo feature",
+                compiled_names()
+            ))
+        })?,
+    };
+    let options = BackendOptions {
+        module_cache: Some(persistent_module_cache(&data_dir())?),
+        ..BackendOptions::default()
+    };
+    backend.create_with(&options)
+}
+
+fn parse_json(text: &str, flag: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text)
+        .map_err(|e| MorphError::invalid_params(format!("{flag} is not valid JSON: {e}")))
+}
+
+async fn run(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Run {
+            dir,
+            action,
+            params,
+            context,
+            backend,
+            secrets,
+        } => {
+            let params = parse_json(&params, "--params")?;
+            let context: ExecutionContext = match context {
+                Some(text) => serde_json::from_value(parse_json(&text, "--context")?)
+                    .map_err(|e| MorphError::invalid_params(format!("--context: {e}")))?,
+                None => ExecutionContext::default(),
+            };
+            let artifact = ExtensionArtifact::from_dir(&dir)?;
+            let runtime = pick_backend(backend.as_deref(), artifact.manifest.runtime)?;
+            let policy = HostPolicy::allow_requested();
+            let vault = Arc::new(MemoryVault::new());
+            for pair in &secrets {
+                let (key, value) = pair.split_once('=').ok_or_else(|| {
+                    MorphError::invalid_params(format!("--secret `{pair}` is not KEY=VALUE"))
+                })?;
+                validate_key("--secret", key)?;
+                vault.set(&artifact.manifest.extension_id, key, value)?;
+            }
+            // --secret values first, then the encrypted vault file, then
+            // MORPH_SECRET_<EXTENSION>_<KEY>.
+            let vault = Arc::new(VaultChain(vec![
+                vault,
+                Arc::new(file_vault()?),
+                Arc::new(EnvVault),
+            ]));
+            let host = Arc::new(persistent_host_builder(&data_dir(), vault)?.build());
+            let ext = runtime.load(&artifact, host, &policy).await?;
+            eprintln!(
+                "morph: running `{}` on {} with {}",
+                artifact.manifest.extension_id,
+                runtime.info().name,
+                ext.policy()
+            );
+            let value = ext.execute(&action, params, &context).await?;
+            println!("{}", pretty(&value));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Describe { dir, backend } => {
+            let artifact = ExtensionArtifact::from_dir(&dir)?;
+            let runtime = pick_backend(backend.as_deref(), artifact.manifest.runtime)?;
+            let policy = HostPolicy::allow_requested();
+            let ext = runtime
+                .load(&artifact, Arc::new(CapabilityHost::in_memory()), &policy)
+                .await?;
+            let describe = serde_json::to_value(ext.describe())
+                .map_err(|e| MorphError::host_error(e.to_string()))?;
+            println!("{}", pretty(&describe));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Install { dir } => {
+            let artifact = ExtensionArtifact::from_dir(&dir)?;
+            let policy = HostPolicy::allow_requested();
+            let m = &artifact.manifest;
+            eprintln!(
+                "morph: `{}` {} requests: {}",
+                m.extension_id,
+                m.version,
+                policy.resolve(m)
+            );
+            let id = manager()?.install(&dir, &policy)?;
+            println!("installed {id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List => {
+            for i in manager()?.list()? {
+                println!("{:<32} {:<10} {}", i.extension_id, i.version, i.runtime);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Uninstall { extension_id } => {
+            manager()?.uninstall(&extension_id)?;
+            println!("uninstalled {extension_id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Exec {
+            extension_id,
+            action,
+            params,
+        } => {
+            let params = parse_json(&params, "--params")?;
+            let run = manager()?
+                .execute(&extension_id, &action, params, &ExecutionContext::default())
+                .await?;
+            println!("{}", pretty(&run.result?));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Secret { command } => {
+            let vault = file_vault()?;
+            match command {
+                SecretCommand::Set {
+                    extension_id,
+                    key,
+                    value,
+                } => {
+                    validate_id(&extension_id).map_err(MorphError::invalid_params)?;
+                    validate_key("secret set", &key)?;
+                    let value = match value {
+                        Some(v) => v,
+                        None => {
+                            let mut line = String::new();
+                            std::io::stdin().read_line(&mut line).map_err(|e| {
+                                MorphError::io_error(format!("reading the value: {e}"))
+                            })?;
+                            line.trim_end_matches(['\n', '\r']).to_string()
+                        }
+                    };
+                    vault.set(&extension_id, &key, &value)?;
+                }
+                SecretCommand::List { extension_id } => {
+                    for key in vault.list(&extension_id)? {
+                        println!("{key}");
+                    }
+                }
+                SecretCommand::Rm { extension_id, key } => {
+                    if !vault.remove(&extension_id, &key)? {
+                        return Err(MorphError::not_found(format!(
+                            "no secret `{key}` for `{extension_id}`"
+                        )));
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            command: AuditCommand::Tail { lines, json },
+        } => {
+            let path = data_dir().join("audit.jsonl");
+            for r in JsonLinesAudit::tail(&path, lines)? {
+                if json {
+                    let line = serde_json::to_string(&r)
+                        .map_err(|e| MorphError::host_error(e.to_string()))?;
+                    println!("{line}");
+                } else {
+                    println!(
+                        "{} {:<24} {:<16} {:<18} {:<8} {}{}",
+                        r.time_ms,
+                        r.extension_id,
+                        r.action,
+                        r.op,
+                        if r.allowed { "allowed" } else { "denied" },
+                        r.outcome,
+                        r.reason.map(|why| format!(": {why}")).unwrap_or_default()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backends => {
+            if Backend::compiled().is_empty() {
+                println!("no backend compiled in; enable a Cargo feature (wasmtime, ...)");
+            }
+            for backend in Backend::compiled() {
+                let info = backend.create()?.info();
+                let limits: Vec<String> = info
+                    .limits
+                    .iter()
+                    .map(|(l, e)| {
+                        format!(
+                            "{l}={}",
+                            serde_json::to_value(e)
+                                .unwrap_or_default()
+                                .as_str()
+                                .unwrap_or("?")
+                        )
+                    })
+                    .collect();
+                println!(
+                    "{:<16} {} {} ({}), runs {}; limits: {}",
+                    info.name,
+                    info.engine,
+                    info.engine_version,
+                    info.execution,
+                    info.kinds
+                        .iter()
+                        .map(|k| k.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    limits.join(", ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Conformance {
+            backend,
+            json,
+            suite,
+        } => {
+            let suite = match suite {
+                Some(dir) => Suite::load(&dir),
+                None => Suite::bundled(),
+            }
+            .map_err(|e| MorphError::io_error(format!("conformance suite: {e}")))?;
+            let chosen: Vec<Backend> = if backend == "all" {
+                Backend::compiled()
+            } else {
+                vec![backend.parse()?]
+            };
+            let mut runtimes = Vec::new();
+            for name in chosen {
+                let runtime = name.create()?;
+                let info = runtime.info();
+                let unenforced: Vec<String> =
+                    info.unenforced().iter().map(|l| l.to_string()).collect();
+                if backend == "all" && !unenforced.is_empty() {
+                    // Conformance runs under Strict limits, where such a
+                    // backend refuses every load: say so instead of a
+                    // column of refusals.
+                    eprintln!(
+                        "morph: `{name}` is not in the matrix: it cannot enforce {} (best effort only)",
+                        unenforced.join(", ")
+                    );
+                    continue;
+                }
+                runtimes.push((name.to_string(), runtime));
+            }
+            let matrix = Matrix::run(&suite, &runtimes).await;
+            if json {
+                let text = serde_json::to_string_pretty(&matrix)
+                    .map_err(|e| MorphError::host_error(e.to_string()))?;
+                println!("{text}");
+            } else {
+                print!("{}", matrix.render());
+            }
+            Ok(if matrix.failures().is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}

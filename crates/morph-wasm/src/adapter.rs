@@ -1,0 +1,235 @@
+//! The one adapter from a WebAssembly engine to core's [`Backend`]: an
+//! engine crate implements the small [`WasmEngine`] trait (compile, link,
+//! instantiate, call an export) and [`WasmBackend`] does the rest the same
+//! way for every engine: validation, the memory check, instrumentation,
+//! the compiled-module cache, the ABI call sequence and the run epilogue.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use morph_core::{
+    Backend, EffectivePolicy, EntryCode, GuestCall, GuestRun, MorphError, PreparedExtension,
+    Result, RuntimeInfo, Session,
+};
+
+use crate::cache::CompiledModuleCache;
+use crate::context::GuestContext;
+use crate::driver::drive;
+use crate::instrument;
+use crate::module::{GuestExport, Import, WasmModule};
+
+/// A WebAssembly engine, as its backend crate adapts it. Everything here
+/// is engine glue; every rule is in [`WasmBackend`] and the
+/// [`GuestContext`].
+pub trait WasmEngine: Send + Sync + 'static {
+    /// A compiled module (what the cache serializes).
+    type Compiled: Send + Sync + 'static;
+    /// A compiled module with its imports linked, ready to instantiate.
+    type Linked: Send + Sync + 'static;
+    /// One execution's instance, owning its store.
+    type Instance: EngineInstance;
+
+    /// What it is and what it enforces.
+    fn info(&self) -> RuntimeInfo;
+
+    /// Whether the engine relies on core's instrumentation for the
+    /// deadline and the memory cap (see [`instrument`]). Default: no.
+    fn instrumented(&self) -> bool {
+        false
+    }
+
+    /// Native stack an execution thread must offer (see
+    /// [`Backend::native_stack_needed`]). Default 0.
+    fn native_stack_needed(&self) -> usize {
+        0
+    }
+
+    /// Compiles validated (and, when [`instrumented`](Self::instrumented),
+    /// instrumented) module bytes.
+    fn compile(&self, wasm: &[u8]) -> Result<Self::Compiled>;
+
+    /// The engine's name, version and configuration, for the
+    /// compiled-module cache; `None` (the default) when it cannot
+    /// serialize compiled code.
+    fn cache_fingerprint(&self) -> Option<String> {
+        None
+    }
+
+    /// Serializes compiled code for the cache.
+    fn serialize(&self, _compiled: &Self::Compiled) -> Result<Vec<u8>> {
+        Err(MorphError::unsupported(
+            "this engine cannot serialize compiled modules",
+        ))
+    }
+
+    /// Deserializes what [`serialize`](Self::serialize) wrote.
+    ///
+    /// # Safety
+    ///
+    /// `artifact` must be bytes that `serialize` produced on an engine with
+    /// the same [`cache_fingerprint`](Self::cache_fingerprint), unchanged
+    /// (engines run deserialized code without checking it).
+    unsafe fn deserialize(&self, _artifact: &[u8]) -> Result<Self::Compiled> {
+        Err(MorphError::unsupported(
+            "this engine cannot deserialize compiled modules",
+        ))
+    }
+
+    /// Links `imports` (every function the module imports, each once) to
+    /// host functions that call [`GuestContext::serve`].
+    fn link(&self, compiled: Self::Compiled, imports: Arc<[Import]>) -> Result<Self::Linked>;
+
+    /// A fresh instance whose store carries `context` (the start function,
+    /// if any, has run). On failure the context is handed back.
+    fn instantiate(
+        &self,
+        linked: &Self::Linked,
+        context: GuestContext,
+    ) -> std::result::Result<Self::Instance, Box<NotInstantiated>>;
+}
+
+/// Why an instantiation failed, with the context handed back.
+#[derive(Debug)]
+pub struct NotInstantiated {
+    /// The error (a fatal error recorded in the session wins over it).
+    pub error: MorphError,
+    /// The execution's context.
+    pub context: GuestContext,
+}
+
+impl NotInstantiated {
+    /// Boxed, as [`WasmEngine::instantiate`] returns it.
+    pub fn new(error: MorphError, context: GuestContext) -> Box<Self> {
+        Box::new(NotInstantiated { error, context })
+    }
+}
+
+/// One execution's instance of a [`WasmEngine`].
+pub trait EngineInstance {
+    /// Calls `export` with i32 arguments; returns its result widened to
+    /// i64 (0 for an export without a result). Validation has checked
+    /// every export's type.
+    fn call(&mut self, export: GuestExport, args: &[i32]) -> Result<i64>;
+
+    /// The guest's linear memory (export `memory`).
+    fn memory(&mut self) -> &mut [u8];
+
+    /// The context in the store.
+    fn context(&mut self) -> &mut GuestContext;
+
+    /// Ends the instance, handing its context back (with the fuel used
+    /// noted in the session, where the engine counts it).
+    fn finish(self) -> GuestContext
+    where
+        Self: Sized;
+}
+
+/// Core's [`Backend`] for any [`WasmEngine`].
+pub struct WasmBackend<E: WasmEngine> {
+    engine: Arc<E>,
+    cache: Option<Arc<dyn CompiledModuleCache>>,
+}
+
+impl<E: WasmEngine> WasmBackend<E> {
+    /// Adapts `engine`, compiling every load.
+    pub fn new(engine: E) -> Self {
+        WasmBackend {
+            engine: Arc::new(engine),
+            cache: None,
+        }
+    }
+
+    /// Keeps compiled modules in `cache` when the engine can serialize them
+    /// (the interpreters cannot, and ignore it).
+    pub fn with_cache(mut self, cache: Arc<dyn CompiledModuleCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    fn compile(&self, wasm: &[u8]) -> Result<E::Compiled> {
+        let (Some(cache), Some(fingerprint)) = (&self.cache, self.engine.cache_fingerprint())
+        else {
+            return self.engine.compile(wasm);
+        };
+        if let Some(artifact) = cache.get(&fingerprint, wasm) {
+            // SAFETY: by `CompiledModuleCache`'s contract, `get` returns
+            // only bytes given to `put` below for this fingerprint and
+            // module, i.e. `serialize` output of an engine with this
+            // fingerprint.
+            match unsafe { self.engine.deserialize(&artifact) } {
+                Ok(compiled) => return Ok(compiled),
+                Err(e) => tracing::warn!(%fingerprint, "module cache: entry not accepted: {e}"),
+            }
+        }
+        let compiled = self.engine.compile(wasm)?;
+        match self.engine.serialize(&compiled) {
+            Ok(artifact) => cache.put(&fingerprint, wasm, &artifact),
+            Err(e) => tracing::warn!(%fingerprint, "module cache: cannot serialize: {e}"),
+        }
+        Ok(compiled)
+    }
+}
+
+impl<E: WasmEngine> Backend for WasmBackend<E> {
+    fn info(&self) -> RuntimeInfo {
+        self.engine.info()
+    }
+
+    fn native_stack_needed(&self) -> usize {
+        self.engine.native_stack_needed()
+    }
+
+    fn prepare(
+        &self,
+        code: &EntryCode,
+        policy: &EffectivePolicy,
+    ) -> Result<Arc<dyn PreparedExtension>> {
+        let (origin, text, bytes) = code.wasm(&self.engine.info().name)?;
+        let module = WasmModule::parse(bytes, text, origin)?;
+        let max_memory = policy.limits.max_memory_bytes();
+        module.check_memory_limit(max_memory)?;
+        let mut imports = module.imports().to_vec();
+        let wasm = if self.engine.instrumented() {
+            imports.extend(Import::instrumentation());
+            Cow::Owned(instrument::instrument(module.bytes(), max_memory)?)
+        } else {
+            Cow::Borrowed(module.bytes())
+        };
+        let compiled = self.compile(&wasm)?;
+        let linked = self.engine.link(compiled, imports.into())?;
+        Ok(Arc::new(Prepared {
+            engine: self.engine.clone(),
+            linked,
+            module,
+        }))
+    }
+}
+
+struct Prepared<E: WasmEngine> {
+    engine: Arc<E>,
+    linked: E::Linked,
+    module: WasmModule,
+}
+
+impl<E: WasmEngine> PreparedExtension for Prepared<E> {
+    fn run(&self, session: Session, call: GuestCall<'_>) -> GuestRun {
+        let (result, context) = match self
+            .engine
+            .instantiate(&self.linked, GuestContext::new(session))
+        {
+            Ok(mut instance) => {
+                let result = drive(&mut instance, &self.module, &call);
+                (result, instance.finish())
+            }
+            Err(failed) => (Err(failed.error), failed.context),
+        };
+        let mut session = context.into_session();
+        let result = result.map_err(|e| session.take_fatal().unwrap_or(e));
+        GuestRun { session, result }
+    }
+}

@@ -1,0 +1,406 @@
+//! Engine-neutral instrumentation for backends without a native deadline
+//! or memory cap (wasmer, wasm3), written with `wasmparser` +
+//! `wasm-encoder`:
+//!
+//! - **deadline**: at every function entry and loop header, a counter
+//!   global is decremented; every [`CHECK_PERIOD`] steps the module calls
+//!   the host import `morph:instrument.deadline`, which ends the execution
+//!   with `timeout` once the deadline has passed (a cheap counter first,
+//!   the clock only every N steps);
+//! - **memory**: every `memory.grow` becomes a call to an injected
+//!   function that compares the resulting size with `max_memory_mb` and
+//!   calls `morph:instrument.memory_limit(desired_pages)` (which ends the
+//!   execution with `memory_limit`) before growing past it.
+//!
+//! The output is validated again under the same feature set. Custom
+//! sections (names, producers) are dropped: their indices would be stale.
+
+use wasm_encoder::reencode::{Error as ReencodeError, Reencode, utils};
+use wasm_encoder::{
+    BlockType, CodeSection, ConstExpr, EntityType, Function, FunctionSection, GlobalSection,
+    GlobalType, ImportSection, Instruction, Module, SectionId, TypeSection, ValType,
+};
+use wasmparser::{Operator, Parser, Payload, TypeRef, Validator};
+
+use super::module::accepted_features;
+use morph_core::Session;
+use morph_core::{MorphError, Result};
+
+/// Module name of the instrumentation's host imports.
+pub const INSTRUMENT_MODULE: &str = "morph:instrument";
+/// `deadline: () -> ()`, called every [`CHECK_PERIOD`] steps.
+pub const DEADLINE_IMPORT: &str = "deadline";
+/// `memory_limit: (desired_pages: i64) -> ()`, called before a growth past
+/// the cap; it must end the execution.
+pub const MEMORY_LIMIT_IMPORT: &str = "memory_limit";
+/// Function entries and loop iterations between two deadline checks.
+pub const CHECK_PERIOD: i32 = 10_000;
+
+/// The host side of `morph:instrument.deadline`: `timeout` (recorded as
+/// fatal) once the deadline has passed.
+pub fn check_deadline(session: &mut Session) -> Result<()> {
+    if session.deadline().expired() {
+        let e = session.timeout_error();
+        return Err(session.fail(e));
+    }
+    Ok(())
+}
+
+/// The host side of `morph:instrument.memory_limit`: always `memory_limit`
+/// (recorded as fatal).
+pub fn memory_limit(session: &mut Session, desired_pages: i64) -> MorphError {
+    let e = session.memory_limit_error((desired_pages.max(0) as u64).saturating_mul(65_536));
+    session.fail(e)
+}
+
+/// Counts of what the original module defines, from a first pass.
+#[derive(Default)]
+struct Shape {
+    types: u32,
+    imported_funcs: u32,
+    imported_globals: u32,
+    defined_funcs: u32,
+    defined_globals: u32,
+}
+
+struct Instrumenter {
+    shape: Shape,
+    max_pages: i64,
+    emitted_imports: bool,
+    emitted_globals: bool,
+}
+
+const ADDED_IMPORTS: u32 = 2;
+
+impl Instrumenter {
+    fn t_void(&self) -> u32 {
+        self.shape.types
+    }
+    fn t_i64_void(&self) -> u32 {
+        self.shape.types + 1
+    }
+    fn t_i32_i32(&self) -> u32 {
+        self.shape.types + 2
+    }
+    fn f_deadline(&self) -> u32 {
+        self.shape.imported_funcs
+    }
+    fn f_memory_limit(&self) -> u32 {
+        self.shape.imported_funcs + 1
+    }
+    fn f_grow(&self) -> u32 {
+        self.shape.imported_funcs + ADDED_IMPORTS + self.shape.defined_funcs
+    }
+    fn g_counter(&self) -> u32 {
+        self.shape.imported_globals + self.shape.defined_globals
+    }
+
+    fn add_imports(&self, imports: &mut ImportSection) {
+        imports.import(
+            INSTRUMENT_MODULE,
+            DEADLINE_IMPORT,
+            EntityType::Function(self.t_void()),
+        );
+        imports.import(
+            INSTRUMENT_MODULE,
+            MEMORY_LIMIT_IMPORT,
+            EntityType::Function(self.t_i64_void()),
+        );
+    }
+
+    fn add_global(&self, globals: &mut GlobalSection) {
+        globals.global(
+            GlobalType {
+                val_type: ValType::I32,
+                mutable: true,
+                shared: false,
+            },
+            &ConstExpr::i32_const(CHECK_PERIOD),
+        );
+    }
+
+    /// Decrement the counter; at zero, reset it and ask the host.
+    fn emit_check(&self, f: &mut Function) {
+        let g = self.g_counter();
+        for ins in [
+            Instruction::GlobalGet(g),
+            Instruction::I32Const(1),
+            Instruction::I32Sub,
+            Instruction::GlobalSet(g),
+            Instruction::GlobalGet(g),
+            Instruction::I32Eqz,
+            Instruction::If(BlockType::Empty),
+            Instruction::I32Const(CHECK_PERIOD),
+            Instruction::GlobalSet(g),
+            Instruction::Call(self.f_deadline()),
+            Instruction::End,
+        ] {
+            f.instruction(&ins);
+        }
+    }
+
+    /// `(delta) -> old pages | -1`, refusing growth past `max_pages`.
+    fn grow_function(&self) -> Function {
+        let mut f = Function::new([]);
+        for ins in [
+            Instruction::MemorySize(0),
+            Instruction::I64ExtendI32U,
+            Instruction::LocalGet(0),
+            Instruction::I64ExtendI32U,
+            Instruction::I64Add,
+            Instruction::I64Const(self.max_pages),
+            Instruction::I64GtU,
+            Instruction::If(BlockType::Empty),
+            Instruction::MemorySize(0),
+            Instruction::I64ExtendI32U,
+            Instruction::LocalGet(0),
+            Instruction::I64ExtendI32U,
+            Instruction::I64Add,
+            Instruction::Call(self.f_memory_limit()),
+            Instruction::Unreachable,
+            Instruction::End,
+            Instruction::LocalGet(0),
+            Instruction::MemoryGrow(0),
+            Instruction::End,
+        ] {
+            f.instruction(&ins);
+        }
+        f
+    }
+}
+
+/// Where a section sits in the binary order (data count before code, tags
+/// between memories and globals).
+fn rank(id: SectionId) -> u8 {
+    match id {
+        SectionId::Tag => 55,
+        SectionId::DataCount => 95,
+        other => (other as u8) * 10,
+    }
+}
+
+impl Reencode for Instrumenter {
+    type Error = std::convert::Infallible;
+
+    fn function_index(
+        &mut self,
+        func: u32,
+    ) -> std::result::Result<u32, ReencodeError<Self::Error>> {
+        Ok(if func < self.shape.imported_funcs {
+            func
+        } else {
+            func + ADDED_IMPORTS
+        })
+    }
+
+    fn parse_type_section(
+        &mut self,
+        types: &mut TypeSection,
+        section: wasmparser::TypeSectionReader<'_>,
+    ) -> std::result::Result<(), ReencodeError<Self::Error>> {
+        utils::parse_type_section(self, types, section)?;
+        types.ty().function([], []);
+        types.ty().function([ValType::I64], []);
+        types.ty().function([ValType::I32], [ValType::I32]);
+        Ok(())
+    }
+
+    fn parse_import_section(
+        &mut self,
+        imports: &mut ImportSection,
+        section: wasmparser::ImportSectionReader<'_>,
+    ) -> std::result::Result<(), ReencodeError<Self::Error>> {
+        utils::parse_import_section(self, imports, section)?;
+        self.add_imports(imports);
+        self.emitted_imports = true;
+        Ok(())
+    }
+
+    fn parse_function_section(
+        &mut self,
+        functions: &mut FunctionSection,
+        section: wasmparser::FunctionSectionReader<'_>,
+    ) -> std::result::Result<(), ReencodeError<Self::Error>> {
+        utils::parse_function_section(self, functions, section)?;
+        functions.function(self.t_i32_i32());
+        Ok(())
+    }
+
+    fn parse_global_section(
+        &mut self,
+        globals: &mut GlobalSection,
+        section: wasmparser::GlobalSectionReader<'_>,
+    ) -> std::result::Result<(), ReencodeError<Self::Error>> {
+        utils::parse_global_section(self, globals, section)?;
+        self.add_global(globals);
+        self.emitted_globals = true;
+        Ok(())
+    }
+
+    fn parse_code_section(
+        &mut self,
+        code: &mut CodeSection,
+        section: wasmparser::CodeSectionReader<'_>,
+    ) -> std::result::Result<(), ReencodeError<Self::Error>> {
+        utils::parse_code_section(self, code, section)?;
+        code.function(&self.grow_function());
+        Ok(())
+    }
+
+    fn parse_function_body(
+        &mut self,
+        code: &mut CodeSection,
+        func: wasmparser::FunctionBody<'_>,
+    ) -> std::result::Result<(), ReencodeError<Self::Error>> {
+        let mut f = utils::new_function_with_parsed_locals(self, &func)?;
+        self.emit_check(&mut f);
+        let mut reader = func.get_operators_reader()?;
+        while !reader.eof() {
+            let op = reader.read()?;
+            match op {
+                Operator::MemoryGrow { .. } => {
+                    f.instruction(&Instruction::Call(self.f_grow()));
+                }
+                Operator::Loop { .. } => {
+                    f.instruction(&self.instruction(op)?);
+                    self.emit_check(&mut f);
+                }
+                _ => {
+                    f.instruction(&self.instruction(op)?);
+                }
+            }
+        }
+        code.function(&f);
+        Ok(())
+    }
+
+    fn parse_custom_section(
+        &mut self,
+        _module: &mut Module,
+        _section: wasmparser::CustomSectionReader<'_>,
+    ) -> std::result::Result<(), ReencodeError<Self::Error>> {
+        Ok(())
+    }
+
+    fn intersperse_section_hook(
+        &mut self,
+        module: &mut Module,
+        _after: Option<SectionId>,
+        before: Option<SectionId>,
+    ) -> std::result::Result<(), ReencodeError<Self::Error>> {
+        let comes_before = |id: SectionId| before.is_none_or(|b| rank(b) > rank(id));
+        if !self.emitted_imports
+            && comes_before(SectionId::Import)
+            && before != Some(SectionId::Import)
+        {
+            let mut imports = ImportSection::new();
+            self.add_imports(&mut imports);
+            module.section(&imports);
+            self.emitted_imports = true;
+        }
+        if !self.emitted_globals
+            && comes_before(SectionId::Global)
+            && before != Some(SectionId::Global)
+        {
+            let mut globals = GlobalSection::new();
+            self.add_global(&mut globals);
+            module.section(&globals);
+            self.emitted_globals = true;
+        }
+        Ok(())
+    }
+}
+
+fn shape(bytes: &[u8]) -> Result<Shape> {
+    let invalid = |e: wasmparser::BinaryReaderError| MorphError::invalid_module(e.to_string());
+    let mut shape = Shape::default();
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(invalid)? {
+            Payload::TypeSection(r) => {
+                for group in r {
+                    shape.types += group.map_err(invalid)?.types().len() as u32;
+                }
+            }
+            Payload::ImportSection(r) => {
+                for import in r.into_imports() {
+                    match import.map_err(invalid)?.ty {
+                        TypeRef::Func(_) | TypeRef::FuncExact(_) => shape.imported_funcs += 1,
+                        TypeRef::Global(_) => shape.imported_globals += 1,
+                        _ => {}
+                    }
+                }
+            }
+            Payload::FunctionSection(r) => shape.defined_funcs += r.count(),
+            Payload::GlobalSection(r) => shape.defined_globals += r.count(),
+            _ => {}
+        }
+    }
+    Ok(shape)
+}
+
+/// Instruments validated module bytes for `max_memory_bytes`, and
+/// validates the result.
+pub fn instrument(bytes: &[u8], max_memory_bytes: u64) -> Result<Vec<u8>> {
+    let mut instrumenter = Instrumenter {
+        shape: shape(bytes)?,
+        max_pages: i64::try_from(max_memory_bytes / 65_536).unwrap_or(i64::MAX),
+        emitted_imports: false,
+        emitted_globals: false,
+    };
+    let mut module = Module::new();
+    instrumenter
+        .parse_core_module(&mut module, Parser::new(0), bytes)
+        .map_err(|e| MorphError::invalid_module(format!("instrumentation failed: {e}")))?;
+    let out = module.finish();
+    Validator::new_with_features(accepted_features())
+        .validate_all(&out)
+        .map_err(|e| MorphError::invalid_module(format!("instrumented module is invalid: {e}")))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn imports_of(bytes: &[u8]) -> Vec<String> {
+        let mut names = Vec::new();
+        for payload in Parser::new(0).parse_all(bytes) {
+            if let Ok(Payload::ImportSection(r)) = payload {
+                for i in r.into_imports().flatten() {
+                    names.push(format!("{}.{}", i.module, i.name));
+                }
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn adds_the_checks_to_a_module_with_and_without_imports() {
+        for src in [
+            r#"(module (memory (export "memory") 1)
+                 (func (export "f") (param i32) (result i32)
+                   (loop $l (br_if $l (i32.const 0)))
+                   (drop (memory.grow (local.get 0)))
+                   (call 1))
+                 (func (result i32) i32.const 7))"#,
+            r#"(module (import "morph" "log" (func (param i32 i32 i32)))
+                 (global $g (mut i32) (i32.const 0))
+                 (memory (export "memory") 1)
+                 (func (export "f") (param i32) (result i32)
+                   (global.set $g (i32.const 1)) (call 2))
+                 (func (result i32) i32.const 7))"#,
+        ] {
+            let wasm = wat::parse_str(src).unwrap();
+            let out = instrument(&wasm, 2 << 20).unwrap();
+            let names = imports_of(&out);
+            assert!(
+                names.contains(&"morph:instrument.deadline".to_string()),
+                "{names:?}"
+            );
+            assert!(
+                names.contains(&"morph:instrument.memory_limit".to_string()),
+                "{names:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,591 @@
+//! Validation of WebAssembly modules before any engine sees them: one fixed
+//! feature set, the ABI's exports and imports, the declared memory.
+
+use std::sync::Arc;
+
+use wasmparser::{
+    CompositeInnerType, ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, Validator,
+    WasmFeatures,
+};
+
+use morph_core::{MorphError, Result};
+
+use crate::instrument::{DEADLINE_IMPORT, INSTRUMENT_MODULE, MEMORY_LIMIT_IMPORT};
+
+/// Most table elements a guest may grow a table to.
+pub const MAX_TABLE_ELEMENTS: u64 = 1 << 20;
+
+/// Most tables a module may define (checked by validation; engines that
+/// preallocate tables, like wasmtime's pool, size for it).
+pub const MAX_TABLES: u32 = 8;
+
+/// Module name of the ABI's imports.
+pub const IMPORT_MODULE: &str = "morph";
+/// Module name of WASI preview 1 imports.
+pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
+
+/// The one feature set every backend accepts (ABI.md): MVP + bulk memory,
+/// sign-extension, non-trapping float-to-int, multi-value, mutable
+/// globals, reference types. No SIMD, threads, memory64, GC or exceptions.
+pub fn accepted_features() -> WasmFeatures {
+    WasmFeatures::WASM1
+        | WasmFeatures::BULK_MEMORY
+        | WasmFeatures::BULK_MEMORY_OPT
+        | WasmFeatures::SIGN_EXTENSION
+        | WasmFeatures::SATURATING_FLOAT_TO_INT
+        | WasmFeatures::MULTI_VALUE
+        | WasmFeatures::REFERENCE_TYPES
+        | WasmFeatures::CALL_INDIRECT_OVERLONG
+}
+
+/// A guest export the ABI defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestExport {
+    /// `_initialize: () -> ()`, optional.
+    Initialize,
+    /// `morph_abi_version: () -> i32`.
+    AbiVersion,
+    /// `morph_alloc: (i32) -> i32`.
+    Alloc,
+    /// `describe: () -> i64`.
+    Describe,
+    /// `execute: (i32 x 6) -> i64`.
+    Execute,
+}
+
+impl GuestExport {
+    /// The export name.
+    pub fn name(self) -> &'static str {
+        match self {
+            GuestExport::Initialize => "_initialize",
+            GuestExport::AbiVersion => "morph_abi_version",
+            GuestExport::Alloc => "morph_alloc",
+            GuestExport::Describe => "describe",
+            GuestExport::Execute => "execute",
+        }
+    }
+
+    /// The type of its one result, if it has one.
+    pub fn result(self) -> Option<WasmType> {
+        match self {
+            GuestExport::Initialize => None,
+            GuestExport::AbiVersion | GuestExport::Alloc => Some(WasmType::I32),
+            GuestExport::Describe | GuestExport::Execute => Some(WasmType::I64),
+        }
+    }
+
+    fn signature(self) -> (&'static [ValType], &'static [ValType]) {
+        use ValType::{I32, I64};
+        match self {
+            GuestExport::Initialize => (&[], &[]),
+            GuestExport::AbiVersion => (&[], &[I32]),
+            GuestExport::Alloc => (&[I32], &[I32]),
+            GuestExport::Describe => (&[], &[I64]),
+            GuestExport::Execute => (&[I32, I32, I32, I32, I32, I32], &[I64]),
+        }
+    }
+}
+
+/// A host import the ABI defines (module `morph`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostImport {
+    /// `host_call: (req_ptr, req_len) -> i32`.
+    HostCall,
+    /// `host_response: (dst_ptr, dst_len) -> i32`.
+    HostResponse,
+    /// `log: (level, ptr, len) -> ()`.
+    Log,
+}
+
+impl HostImport {
+    /// Every ABI import.
+    pub const ALL: [HostImport; 3] = [
+        HostImport::HostCall,
+        HostImport::HostResponse,
+        HostImport::Log,
+    ];
+
+    /// The import name within module `morph`.
+    pub fn name(self) -> &'static str {
+        match self {
+            HostImport::HostCall => "host_call",
+            HostImport::HostResponse => "host_response",
+            HostImport::Log => "log",
+        }
+    }
+
+    fn signature(self) -> (&'static [ValType], &'static [ValType]) {
+        use ValType::I32;
+        match self {
+            HostImport::HostCall | HostImport::HostResponse => (&[I32, I32], &[I32]),
+            HostImport::Log => (&[I32, I32, I32], &[]),
+        }
+    }
+}
+
+/// A value type at the WASI boundary (preview 1 uses only these two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasmType {
+    /// `i32`.
+    I32,
+    /// `i64`.
+    I64,
+}
+
+/// What serves an import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportKind {
+    /// An ABI import of module `morph`.
+    Abi(HostImport),
+    /// A `wasi_snapshot_preview1` function (the shim serves any name;
+    /// unknown ones get `ENOSYS`).
+    Wasi,
+    /// `morph:instrument.deadline`, added by the instrumentation.
+    Deadline,
+    /// `morph:instrument.memory_limit`, added by the instrumentation.
+    MemoryLimit,
+}
+
+/// A function the module imports, with the type it declares. Every
+/// import a validated module has is one of these, and each (module,
+/// name) pair appears once, however often the module imports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Import {
+    /// Module name: `morph`, `wasi_snapshot_preview1` or `morph:instrument`.
+    pub module: &'static str,
+    /// Function name, e.g. `host_call` or `fd_write`.
+    pub name: String,
+    /// Parameter types.
+    pub params: Vec<WasmType>,
+    /// Result types (none or one).
+    pub results: Vec<WasmType>,
+    /// What serves it.
+    pub kind: ImportKind,
+}
+
+impl Import {
+    fn abi(which: HostImport) -> Import {
+        use WasmType::I32;
+        let (params, results) = match which {
+            HostImport::HostCall | HostImport::HostResponse => (vec![I32, I32], vec![I32]),
+            HostImport::Log => (vec![I32, I32, I32], vec![]),
+        };
+        Import {
+            module: IMPORT_MODULE,
+            name: which.name().to_string(),
+            params,
+            results,
+            kind: ImportKind::Abi(which),
+        }
+    }
+
+    /// The two imports core's instrumentation adds (see
+    /// [`instrument`](crate::instrument)).
+    pub fn instrumentation() -> [Import; 2] {
+        [
+            Import {
+                module: INSTRUMENT_MODULE,
+                name: DEADLINE_IMPORT.to_string(),
+                params: vec![],
+                results: vec![],
+                kind: ImportKind::Deadline,
+            },
+            Import {
+                module: INSTRUMENT_MODULE,
+                name: MEMORY_LIMIT_IMPORT.to_string(),
+                params: vec![WasmType::I64],
+                results: vec![],
+                kind: ImportKind::MemoryLimit,
+            },
+        ]
+    }
+}
+
+/// A module that passed validation; backends compile only these.
+#[derive(Debug, Clone)]
+pub struct WasmModule {
+    bytes: Arc<[u8]>,
+    has_initialize: bool,
+    initial_memory_bytes: u64,
+    imports: Vec<Import>,
+}
+
+impl WasmModule {
+    /// Validates binary or text (`.wat`, when `is_text`) module bytes.
+    /// `origin` names the file in error messages.
+    pub fn parse(bytes: &[u8], is_text: bool, origin: &str) -> Result<WasmModule> {
+        let binary = if is_text {
+            wat::parse_bytes(bytes)
+                .map_err(|e| MorphError::invalid_module(format!("{origin}: {e}")))?
+                .into_owned()
+        } else {
+            bytes.to_vec()
+        };
+        Self::validate(binary).map_err(|e| e.context(origin))
+    }
+
+    fn validate(bytes: Vec<u8>) -> Result<WasmModule> {
+        if !bytes.starts_with(b"\0asm") {
+            return Err(MorphError::invalid_module(
+                "not a WebAssembly module (no `\\0asm` header)",
+            ));
+        }
+        Validator::new_with_features(accepted_features())
+            .validate_all(&bytes)
+            .map_err(|e| MorphError::invalid_module(format!("validation failed: {e}")))?;
+
+        let mut types: Vec<Option<FuncType>> = Vec::new();
+        let mut funcs: Vec<u32> = Vec::new(); // function index -> type index
+        let mut imports: Vec<Import> = Vec::new();
+        let mut memories: Vec<u64> = Vec::new();
+        let mut exports: Vec<(String, ExternalKind, u32)> = Vec::new();
+        let invalid = |e: wasmparser::BinaryReaderError| MorphError::invalid_module(e.to_string());
+
+        for payload in Parser::new(0).parse_all(&bytes) {
+            match payload.map_err(invalid)? {
+                Payload::TypeSection(reader) => {
+                    for group in reader {
+                        for sub in group.map_err(invalid)?.into_types() {
+                            types.push(match sub.composite_type.inner {
+                                CompositeInnerType::Func(f) => Some(f),
+                                _ => None,
+                            });
+                        }
+                    }
+                }
+                Payload::ImportSection(reader) => {
+                    for import in reader.into_imports() {
+                        let import = import.map_err(invalid)?;
+                        let qualified = format!("{}.{}", import.module, import.name);
+                        let TypeRef::Func(ty) = import.ty else {
+                            return Err(MorphError::invalid_module(format!(
+                                "import `{qualified}` is not a function; only `morph` functions may be imported"
+                            )));
+                        };
+                        match import.module {
+                            IMPORT_MODULE => {
+                                let which = HostImport::ALL
+                                    .into_iter()
+                                    .find(|h| h.name() == import.name)
+                                    .ok_or_else(|| {
+                                        MorphError::invalid_module(format!(
+                                            "import `{qualified}` is not part of ABI v1 (host_call, host_response, log)"
+                                        ))
+                                    })?;
+                                check_signature(
+                                    &qualified,
+                                    func_type(&types, ty),
+                                    which.signature(),
+                                )?;
+                                add_import(&mut imports, Import::abi(which))?;
+                            }
+                            WASI_MODULE => {
+                                add_import(
+                                    &mut imports,
+                                    wasi_import(&qualified, import.name, func_type(&types, ty))?,
+                                )?;
+                            }
+                            _ => {
+                                return Err(MorphError::invalid_module(format!(
+                                    "import `{qualified}` is refused: only module `morph` may be imported"
+                                )));
+                            }
+                        }
+                        funcs.push(ty);
+                    }
+                }
+                Payload::FunctionSection(reader) => {
+                    for ty in reader {
+                        funcs.push(ty.map_err(invalid)?);
+                    }
+                }
+                Payload::MemorySection(reader) => {
+                    for mem in reader {
+                        memories.push(mem.map_err(invalid)?.initial);
+                    }
+                }
+                Payload::TableSection(reader) => {
+                    if reader.count() > MAX_TABLES {
+                        return Err(MorphError::invalid_module(format!(
+                            "declares {} tables; Morph allows at most {MAX_TABLES}",
+                            reader.count(),
+                        )));
+                    }
+                    for table in reader {
+                        let initial = table.map_err(invalid)?.ty.initial;
+                        if initial > MAX_TABLE_ELEMENTS {
+                            return Err(MorphError::memory_limit(format!(
+                                "a table starts with {initial} elements, above {MAX_TABLE_ELEMENTS}"
+                            )));
+                        }
+                    }
+                }
+                Payload::ExportSection(reader) => {
+                    for export in reader {
+                        let e = export.map_err(invalid)?;
+                        exports.push((e.name.to_string(), e.kind, e.index));
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        let find = |name: &str| exports.iter().find(|(n, _, _)| n == name);
+        if find("_start").is_some() {
+            return Err(MorphError::invalid_module(
+                "exports `_start` (a command); Morph runs reactors: build with `-mexec-model=reactor` or as a cdylib",
+            ));
+        }
+        match find("memory") {
+            Some((_, ExternalKind::Memory, _)) => {}
+            _ => {
+                return Err(MorphError::invalid_module(
+                    "missing export `memory` (the guest's linear memory)",
+                ));
+            }
+        }
+        let mut has_initialize = false;
+        for export in [
+            GuestExport::Initialize,
+            GuestExport::AbiVersion,
+            GuestExport::Alloc,
+            GuestExport::Describe,
+            GuestExport::Execute,
+        ] {
+            let name = export.name();
+            match find(name) {
+                Some((_, ExternalKind::Func, index)) => {
+                    let ty = funcs.get(*index as usize).copied().unwrap_or(u32::MAX);
+                    check_signature(name, func_type(&types, ty), export.signature())?;
+                    has_initialize |= export == GuestExport::Initialize;
+                }
+                Some(_) => {
+                    return Err(MorphError::invalid_module(format!(
+                        "export `{name}` is not a function"
+                    )));
+                }
+                None if export == GuestExport::Initialize => {}
+                None => {
+                    return Err(MorphError::invalid_module(format!(
+                        "missing export `{name}` (ABI v1 requires memory, morph_abi_version, morph_alloc, describe, execute)"
+                    )));
+                }
+            }
+        }
+        let initial_memory_bytes = memories
+            .first()
+            .copied()
+            .unwrap_or(0)
+            .saturating_mul(65_536);
+        Ok(WasmModule {
+            bytes: bytes.into(),
+            has_initialize,
+            initial_memory_bytes,
+            imports,
+        })
+    }
+
+    /// The validated binary.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Whether it exports `_initialize`.
+    pub fn has_initialize(&self) -> bool {
+        self.has_initialize
+    }
+
+    /// The declared initial size of its memory, in bytes.
+    pub fn initial_memory_bytes(&self) -> u64 {
+        self.initial_memory_bytes
+    }
+
+    /// The functions it imports (ABI and WASI), each (module, name) once.
+    pub fn imports(&self) -> &[Import] {
+        &self.imports
+    }
+
+    /// `memory_limit` when the declared minimum memory exceeds `max_bytes`.
+    pub fn check_memory_limit(&self, max_bytes: u64) -> Result<()> {
+        if self.initial_memory_bytes > max_bytes {
+            return Err(MorphError::memory_limit(format!(
+                "the module declares {} MiB of initial memory, above max_memory_mb = {}",
+                self.initial_memory_bytes >> 20,
+                max_bytes >> 20
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Adds `import` unless the module imported the same function before; the
+/// same name with another type cannot be linked and is refused.
+fn add_import(imports: &mut Vec<Import>, import: Import) -> Result<()> {
+    match imports
+        .iter()
+        .find(|i| i.module == import.module && i.name == import.name)
+    {
+        None => {
+            imports.push(import);
+            Ok(())
+        }
+        Some(seen) if *seen == import => Ok(()),
+        Some(_) => Err(MorphError::invalid_module(format!(
+            "imports `{}.{}` twice with different types",
+            import.module, import.name
+        ))),
+    }
+}
+
+fn wasi_import(qualified: &str, name: &str, ty: Option<&FuncType>) -> Result<Import> {
+    let convert = |types: &[ValType]| -> Option<Vec<WasmType>> {
+        types
+            .iter()
+            .map(|t| match t {
+                ValType::I32 => Some(WasmType::I32),
+                ValType::I64 => Some(WasmType::I64),
+                _ => None,
+            })
+            .collect()
+    };
+    let shape = ty.and_then(|f| Some((convert(f.params())?, convert(f.results())?)));
+    match shape {
+        Some((params, results)) if results.is_empty() || results == [WasmType::I32] => Ok(Import {
+            module: WASI_MODULE,
+            name: name.to_string(),
+            params,
+            results,
+            kind: ImportKind::Wasi,
+        }),
+        _ => Err(MorphError::invalid_module(format!(
+            "import `{qualified}` does not have a WASI preview 1 type (i32/i64 parameters, an i32 errno or no result)"
+        ))),
+    }
+}
+
+fn func_type(types: &[Option<FuncType>], index: u32) -> Option<&FuncType> {
+    types.get(index as usize).and_then(Option::as_ref)
+}
+
+fn check_signature(
+    what: &str,
+    actual: Option<&FuncType>,
+    (params, results): (&[ValType], &[ValType]),
+) -> Result<()> {
+    match actual {
+        Some(f) if f.params() == params && f.results() == results => Ok(()),
+        _ => Err(MorphError::invalid_module(format!(
+            "`{what}` has type {} but ABI v1 requires {params:?} -> {results:?}",
+            actual.map_or_else(
+                || "(not a function type)".to_string(),
+                |f| format!("{:?} -> {:?}", f.params(), f.results())
+            )
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use morph_core::ErrorKind;
+
+    const EXPORTS: &str = r#"
+        (memory (export "memory") 1)
+        (func (export "morph_abi_version") (result i32) i32.const 1)
+        (func (export "morph_alloc") (param i32) (result i32) i32.const 8)
+        (func (export "describe") (result i64) i64.const 0)
+        (func (export "execute") (param i32 i32 i32 i32 i32 i32) (result i64) i64.const 0)"#;
+
+    fn parse(body: &str) -> Result<WasmModule> {
+        WasmModule::parse(format!("(module {body})").as_bytes(), true, "t.wat")
+    }
+
+    #[test]
+    fn accepts_a_minimal_abi_module() {
+        let m = parse(&format!(
+            r#"(import "morph" "log" (func (param i32 i32 i32))) {EXPORTS}"#
+        ))
+        .unwrap();
+        let kinds: Vec<ImportKind> = m.imports().iter().map(|i| i.kind).collect();
+        assert_eq!(kinds, [ImportKind::Abi(HostImport::Log)]);
+        assert_eq!(m.initial_memory_bytes(), 65_536);
+        assert!(!m.has_initialize());
+    }
+
+    #[test]
+    fn refuses_what_the_abi_does_not_allow() {
+        let kind = |body: &str| parse(body).unwrap_err().kind();
+        assert_eq!(
+            kind(&EXPORTS.replace("\"describe\"", "\"describe2\"")),
+            ErrorKind::InvalidModule
+        );
+        assert_eq!(
+            kind(&format!(r#"(import "env" "f" (func)) {EXPORTS}"#)),
+            ErrorKind::InvalidModule
+        );
+        assert_eq!(
+            kind(&format!(r#"(import "morph" "log" (func)) {EXPORTS}"#)),
+            ErrorKind::InvalidModule
+        );
+        assert_eq!(
+            kind(&format!(r#"{EXPORTS} (func (export "_start"))"#)),
+            ErrorKind::InvalidModule
+        );
+        assert_eq!(
+            kind(&format!(
+                r#"{EXPORTS} (func (result v128) v128.const i64x2 0 0)"#
+            )),
+            ErrorKind::InvalidModule
+        );
+        let e = WasmModule::parse(b"garbage!", false, "x.wasm").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidModule);
+        assert!(e.message().starts_with("x.wasm: "), "{e}");
+    }
+
+    #[test]
+    fn wasi_imports_are_recorded_with_their_types() {
+        let m = parse(&format!(
+            r#"(import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+               (import "wasi_snapshot_preview1" "proc_exit" (func (param i32))) {EXPORTS}"#
+        ))
+        .unwrap();
+        let names: Vec<&str> = m.imports().iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names, ["fd_write", "proc_exit"]);
+        assert_eq!(m.imports()[1].results, []);
+        let e = parse(&format!(
+            r#"(import "wasi_snapshot_preview1" "x" (func (result f64))) {EXPORTS}"#
+        ))
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidModule);
+    }
+
+    #[test]
+    fn a_function_imported_twice_is_linked_once() {
+        let m = parse(&format!(
+            r#"(import "morph" "host_call" (func (param i32 i32) (result i32)))
+               (import "morph" "host_call" (func (param i32 i32) (result i32)))
+               (import "wasi_snapshot_preview1" "sched_yield" (func (result i32)))
+               (import "wasi_snapshot_preview1" "sched_yield" (func (result i32))) {EXPORTS}"#
+        ))
+        .unwrap();
+        let names: Vec<&str> = m.imports().iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["host_call", "sched_yield"]);
+        let e = parse(&format!(
+            r#"(import "wasi_snapshot_preview1" "sched_yield" (func (result i32)))
+               (import "wasi_snapshot_preview1" "sched_yield" (func (param i32) (result i32))) {EXPORTS}"#
+        ))
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidModule);
+        assert!(e.message().contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn declared_memory_above_the_cap_is_memory_limit() {
+        let m = parse(&EXPORTS.replace("\"memory\") 1", "\"memory\") 40")).unwrap();
+        assert_eq!(
+            m.check_memory_limit(1 << 20).unwrap_err().kind(),
+            ErrorKind::MemoryLimit
+        );
+        assert!(m.check_memory_limit(128 << 20).is_ok());
+    }
+}
