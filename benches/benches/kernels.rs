@@ -8,6 +8,7 @@
 //! so every ratio compares the same work. Each result is checked against
 //! the native one before timing.
 //! Run: `cargo bench -p morph-benches --bench kernels`.
+#![forbid(unsafe_code)]
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -16,6 +16,7 @@
 //! such as the binary's code and libpython, among them) is recorded too.
 //!
 //! Run: `cargo bench -p morph-benches --bench memory`.
+#![forbid(unsafe_code)]
 
 use std::any::Any;
 use std::path::PathBuf;

@@ -28,6 +28,7 @@
 //!   hop), Morph on the pool, and the hop alone, on wasmtime and wasmer.
 //!
 //! Run: `cargo bench -p morph-benches --bench ops`.
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

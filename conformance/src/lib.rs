@@ -7,6 +7,7 @@
 //! [`main_for_backend`]), `morph conformance` (the [`Matrix`]), or as a
 //! library.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod case;
 mod divergence;

@@ -9,6 +9,7 @@
 //! `benches/kernels-js` and `benches/kernels-py` write the same kernels in
 //! JavaScript and Python; their results equal [`run`]'s at the same size
 //! (the script sizes, [`SCRIPT_KERNELS`]).
+#![forbid(unsafe_code)]
 
 use serde_json::{Value, json};
 

@@ -1,4 +1,5 @@
 //! The `morph` command line.
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -130,6 +130,7 @@ impl ModuleCache {
 // fingerprint and module. Whoever can read the key file or write the cache
 // directory as this user could forge entries; see the crate docs and
 // SECURITY.md for what that covers.
+#[allow(unsafe_code)]
 unsafe impl CompiledModuleCache for ModuleCache {
     fn get(&self, fingerprint: &str, module: &[u8]) -> Option<Vec<u8>> {
         ModuleCache::get(self, fingerprint, module)

@@ -69,6 +69,7 @@ pub trait WasmEngine: Send + Sync + 'static {
     /// `artifact` must be bytes that `serialize` produced on an engine with
     /// the same [`cache_fingerprint`](Self::cache_fingerprint), unchanged
     /// (engines run deserialized code without checking it).
+    #[allow(unsafe_code)]
     unsafe fn deserialize(&self, _artifact: &[u8]) -> Result<Self::Compiled> {
         Err(MorphError::unsupported(
             "this engine cannot deserialize compiled modules",
@@ -161,7 +162,9 @@ impl<E: WasmEngine> WasmBackend<E> {
             // only bytes given to `put` below for this fingerprint and
             // module, i.e. `serialize` output of an engine with this
             // fingerprint.
-            match unsafe { self.engine.deserialize(&artifact) } {
+            #[allow(unsafe_code)]
+            let compiled = unsafe { self.engine.deserialize(&artifact) };
+            match compiled {
                 Ok(compiled) => return Ok(compiled),
                 Err(e) => tracing::warn!(%fingerprint, "module cache: entry not accepted: {e}"),
             }

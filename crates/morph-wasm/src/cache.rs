@@ -14,6 +14,7 @@
 ///
 /// [`get`]: CompiledModuleCache::get
 /// [`put`]: CompiledModuleCache::put
+#[allow(unsafe_code)]
 pub unsafe trait CompiledModuleCache: Send + Sync {
     /// The artifact stored for `module` (the wasm bytes the engine
     /// compiled) by the engine configuration `fingerprint`, if any.

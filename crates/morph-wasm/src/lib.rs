@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 mod adapter;
 mod cache;

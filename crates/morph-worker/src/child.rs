@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::protocol::{
     FromWorker, PROTOCOL_VERSION, ToWorker, WireError, parse, read_frame, write_frame,
 };
-use crate::{WORKER_ENV, sandbox};
+use crate::sandbox;
 use morph_core::Deadline;
 use morph_core::script::{ScriptCall, ScriptEngine, ScriptHost, ScriptInstance, SharedHost};
 use morph_core::{MorphError, Result};
@@ -36,25 +36,24 @@ pub fn is_worker() -> bool {
     IS_WORKER.load(Ordering::Relaxed)
 }
 
-/// If this process was started as a Morph worker (the `MORPH_WORKER`
-/// environment variable is set), serves the parent with one of `engines`
-/// and exits; otherwise returns at once. Call it first thing in `main` of
-/// every program that runs JavaScript or Python extensions in workers
-/// (the `morph` CLI does; test binaries with `harness = false` do it in
-/// their `main`): the worker is this same program, re-executed.
+/// If this process was started as a Morph worker (its first argument is
+/// [`WORKER_ARG`](crate::WORKER_ARG)), serves the parent with one of
+/// `engines` and exits; otherwise returns at once, having touched nothing
+/// (it only reads the arguments). Call it first thing in `main` of every
+/// program that runs JavaScript or Python extensions in workers (the
+/// `morph` CLI does; test binaries with `harness = false` do it in their
+/// `main`): the worker is this same program, re-executed.
+///
+/// The parent starts a worker with an empty environment, its standard
+/// streams as the only open descriptors and a parent-death signal, so the
+/// worker has nothing to undo here; it then takes stdin and stdout for the
+/// protocol, caps its address space and closes its seccomp sandbox before
+/// any extension code runs.
 pub fn main_if_worker(engines: &[Arc<dyn ScriptEngine>]) {
-    if std::env::var_os(WORKER_ENV).is_none() {
+    if crate::spawn::worker_kind().is_none() {
         return;
     }
     IS_WORKER.store(true, Ordering::Relaxed);
-    close_inherited_descriptors();
-    // SAFETY: prctl with constant arguments. The worker dies with its
-    // parent; a parent already gone is noticed by the closed pipe.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    // SAFETY: called first thing in `main` (the documented contract),
-    // before this program starts any other thread; the extension then sees
-    // an empty environment.
-    unsafe { std::env::remove_var(WORKER_ENV) };
     let engines = engines.to_vec();
     let served = std::thread::Builder::new()
         .name("morph-worker".into())
@@ -67,29 +66,9 @@ pub fn main_if_worker(engines: &[Arc<dyn ScriptEngine>]) {
         });
     match served {
         Ok(Ok(())) => std::process::exit(0),
-        Ok(Err(e)) => {
+        Ok(Err(e)) | Err(e) => {
             eprintln!("morph worker: {e}");
             std::process::exit(70)
-        }
-        Err(e) => {
-            eprintln!("morph worker: {e}");
-            std::process::exit(70)
-        }
-    }
-}
-
-/// Closes every descriptor above stderr: the host program may have opened
-/// files or sockets without close-on-exec, and none of them is the
-/// extension's business.
-fn close_inherited_descriptors() {
-    // SAFETY: close_range on descriptors this process owns; nothing in
-    // this process uses them (main_if_worker runs first thing in main).
-    let closed = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-    if closed != 0 {
-        // Kernels before 5.9: close them one by one.
-        for fd in 3..4096 {
-            // SAFETY: as above.
-            unsafe { libc::close(fd) };
         }
     }
 }

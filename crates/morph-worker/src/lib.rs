@@ -6,8 +6,8 @@
 //!
 //! In-process CPython cannot keep extensions apart or be stopped reliably,
 //! and Boa has no heap cap, so a script backend may run each extension in a
-//! worker: this same program re-executed with `MORPH_WORKER` set (its
-//! `main` calls [`main_if_worker`] first), talking to the host over its
+//! worker: this same program re-executed with `--morph-worker <kind>` as its
+//! first arguments (its `main` calls `main_if_worker` first), talking to the host over its
 //! stdin and stdout in length-prefixed JSON frames ([`protocol`]).
 //!
 //! What the host enforces, whatever the worker does:
@@ -37,12 +37,12 @@ mod parent;
 pub mod protocol;
 #[cfg(target_os = "linux")]
 pub mod sandbox;
+#[cfg(target_os = "linux")]
+mod spawn;
 
 #[cfg(target_os = "linux")]
 pub use child::{is_worker, main_if_worker};
 #[cfg(target_os = "linux")]
 pub use parent::{WorkerBackend, WorkerCommand, WorkerOptions};
-
-/// The environment variable that makes a program a worker; its value is
-/// the extension kind.
-pub const WORKER_ENV: &str = "MORPH_WORKER";
+#[cfg(target_os = "linux")]
+pub use spawn::WORKER_ARG;

@@ -4,16 +4,15 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::io::{self, Read};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, bounded};
 
-use crate::WORKER_ENV;
 use crate::protocol::{
     FromWorker, PROTOCOL_VERSION, ToWorker, WireCall, parse, read_frame, write_frame,
 };
@@ -130,7 +129,7 @@ impl Backend for WorkerBackend {
         code: &EntryCode,
         policy: &EffectivePolicy,
     ) -> Result<Arc<dyn PreparedExtension>> {
-        if crate::is_worker() || std::env::var_os(WORKER_ENV).is_some() {
+        if crate::is_worker() {
             return Err(MorphError::unsupported(
                 "a Morph worker does not start workers of its own",
             ));
@@ -288,26 +287,12 @@ impl Outcome {
 impl Worker {
     /// Starts a worker, checks its hello and loads the extension.
     fn start(spec: &Spec) -> Result<Worker> {
-        let mut child = Command::new(&spec.command.program)
-            .args(&spec.command.args)
-            // Nothing of the host's environment (tokens, paths) reaches
-            // the extension.
-            .env_clear()
-            .env(WORKER_ENV, spec.kind.as_str())
-            .current_dir("/")
-            // Its own process group: a signal to "everyone in my group"
-            // cannot reach the host.
-            .process_group(0)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                MorphError::io_error(format!(
-                    "cannot start the worker {}: {e}",
-                    spec.command.program.display()
-                ))
-            })?;
+        let mut child = crate::spawn::spawn(&spec.command, spec.kind.as_str()).map_err(|e| {
+            MorphError::io_error(format!(
+                "cannot start the worker {}: {e}",
+                spec.command.program.display()
+            ))
+        })?;
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {

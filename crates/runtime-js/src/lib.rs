@@ -70,6 +70,7 @@
 //! }
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod engine;
 mod marshal;

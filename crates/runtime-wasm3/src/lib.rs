@@ -48,6 +48,7 @@
 //! # Ok::<(), morph_core::MorphError>(())
 //! ```
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod engine;
 mod imports;

@@ -1,5 +1,6 @@
 //! A host application embedding Morph: load the hello extension, call an
 //! action, print its result. `cargo run -p morph-example-embed [DIR]`.
+#![forbid(unsafe_code)]
 
 fn main() -> morph::Result<()> {
     let dir = std::env::args()

@@ -8,7 +8,7 @@
 //! `memory.json` from the target directory; writes `docs/benchmarks.md`
 //! and, beside it, `benchmarks-ratios.svg`. Hand-written notes below the
 //! `<!-- notes -->` line of the report survive regeneration.
-
+#![forbid(unsafe_code)]
 #![warn(clippy::missing_docs_in_private_items)]
 
 mod compare;

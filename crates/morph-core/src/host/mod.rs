@@ -482,7 +482,11 @@ mod tests {
     fn refusals_are_never_audited_as_allowed() {
         let audit = Arc::new(MemoryAuditSink::default());
         let host = CapabilityHost::builder().audit(audit.clone()).build();
-        let mut st = state(&[Permission::FsRead, Permission::HttpRead, Permission::VaultRead]);
+        let mut st = state(&[
+            Permission::FsRead,
+            Permission::HttpRead,
+            Permission::VaultRead,
+        ]);
         // No file provider: unsupported.
         let e = host
             .call(&mut st, "fs.read", json!({"path": "a"}))

@@ -1,0 +1,223 @@
+//! The worker mechanism with a minimal script engine of its own (no
+//! language): what a worker process starts with, and that a replacement
+//! worker started in the background stays alive for the next execution.
+//!
+//! `main` starts threads before `main_if_worker`, as a host under a
+//! multi-threaded async runtime would: recognising a worker must not need
+//! a single-threaded process.
+
+#![cfg(target_os = "linux")]
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use morph_core::script::{ScriptCall, ScriptEngine, ScriptInstance};
+use morph_core::{
+    BaseMorphRuntime, CapabilityHost, Enforcement, EngineLimit, EngineRuntime, ErrorKind,
+    ExecutionContext, ExtensionArtifact, ExtensionManifest, GuestCall, HostPolicy, LoadedExtension,
+    ResourceLimits, Result, RuntimeInfo, RuntimeKind,
+};
+use morph_worker::{WorkerBackend, WorkerOptions, main_if_worker};
+use serde_json::{Value, json};
+
+/// What the worker saw before its sandbox closed.
+struct Start {
+    at: Instant,
+    environment: usize,
+    descriptors: Vec<String>,
+}
+
+static START: OnceLock<Start> = OnceLock::new();
+
+/// A "language" whose actions report on the worker process.
+struct ProbeEngine;
+
+struct ProbeInstance;
+
+impl ScriptEngine for ProbeEngine {
+    fn kind(&self) -> RuntimeKind {
+        RuntimeKind::Js
+    }
+
+    fn engine(&self) -> (&'static str, &'static str) {
+        ("probe", "0")
+    }
+
+    fn warm_up(&self) -> Result<()> {
+        let descriptors = std::fs::read_dir("/proc/self/fd")
+            .map(|dir| {
+                dir.flatten()
+                    .filter_map(|e| std::fs::read_link(e.path()).ok())
+                    .map(|p| p.display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let _ = START.set(Start {
+            at: Instant::now(),
+            environment: std::env::vars_os().count(),
+            descriptors,
+        });
+        Ok(())
+    }
+
+    fn stops_at_deadline(&self) -> bool {
+        false
+    }
+
+    fn load(
+        &self,
+        _file: &str,
+        _source: &str,
+        _limits: &ResourceLimits,
+    ) -> Result<Box<dyn ScriptInstance>> {
+        Ok(Box::new(ProbeInstance))
+    }
+}
+
+const DESCRIBE: &str = r#"{"name": "Probe", "version": "1.0.0",
+  "actions": [{"name": "start", "parameters": []}, {"name": "hang", "parameters": []}],
+  "events": [], "config_schema": {}}"#;
+
+impl ScriptInstance for ProbeInstance {
+    fn run(&mut self, call: ScriptCall<'_>) -> Result<Vec<u8>> {
+        match call.call {
+            GuestCall::Describe => Ok(DESCRIBE.as_bytes().to_vec()),
+            GuestCall::Execute { action: "hang", .. } => loop {
+                std::thread::sleep(Duration::from_millis(5));
+            },
+            GuestCall::Execute { .. } => {
+                let start = START.get();
+                let out = json!({"ok": {
+                    "pid": std::process::id(),
+                    "warm_ms": start.map_or(0, |s| s.at.elapsed().as_millis() as u64),
+                    "environment": start.map_or(0, |s| s.environment),
+                    "descriptors": start.map_or_else(Vec::new, |s| s.descriptors.clone()),
+                }});
+                Ok(out.to_string().into_bytes())
+            }
+        }
+    }
+}
+
+const MANIFEST: &str = r#"
+extension_id: test.probe
+version: 1.0.0
+schema_version: "1.0"
+metadata: {name: Probe}
+runtime: js
+resource_limits: {max_execution_ms: 300}
+actions: [{name: start}, {name: hang}]
+"#;
+
+fn info() -> RuntimeInfo {
+    RuntimeInfo::script(
+        "probe",
+        "probe",
+        "0",
+        RuntimeKind::Js,
+        [
+            (EngineLimit::ExecutionTime, Enforcement::Native),
+            (EngineLimit::Memory, Enforcement::Native),
+            (EngineLimit::Stack, Enforcement::Native),
+            (EngineLimit::Fuel, Enforcement::Unsupported),
+        ],
+    )
+}
+
+fn failed(e: impl std::fmt::Display) -> Failed {
+    Failed::from(e.to_string())
+}
+
+fn load() -> std::result::Result<Box<dyn LoadedExtension>, Failed> {
+    let options = WorkerOptions::new().map_err(failed)?;
+    let runtime = EngineRuntime::new(WorkerBackend::new(RuntimeKind::Js, info(), false, options))
+        .map_err(failed)?;
+    let manifest = ExtensionManifest::from_yaml(MANIFEST, "manifest.yaml").map_err(failed)?;
+    let artifact = ExtensionArtifact::from_parts(manifest, b"// probe".to_vec());
+    pollster::block_on(runtime.load(
+        &artifact,
+        Arc::new(CapabilityHost::in_memory()),
+        &HostPolicy::allow_requested(),
+    ))
+    .map_err(failed)
+}
+
+fn start(ext: &dyn LoadedExtension) -> std::result::Result<Value, Failed> {
+    pollster::block_on(ext.execute("start", json!({}), &ExecutionContext::default()))
+        .map_err(failed)
+}
+
+/// A descriptor the host opened without close-on-exec, pointing at a file
+/// whose path the worker must never see.
+fn leak_a_descriptor() -> std::result::Result<String, Failed> {
+    let dir = std::env::temp_dir().join(format!("morph-leak-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(failed)?;
+    let path = dir.join("host-secret.txt");
+    std::fs::write(&path, "secret").map_err(failed)?;
+    let c_path = std::ffi::CString::new(path.display().to_string()).map_err(failed)?;
+    // SAFETY: open(2) on a valid C string, without O_CLOEXEC on purpose.
+    let fd = unsafe { libc::open(c_path.as_ptr(), libc::O_RDONLY) };
+    if fd < 0 {
+        return Err(failed(std::io::Error::last_os_error()));
+    }
+    Ok(path.display().to_string())
+}
+
+fn worker_starts_clean() -> std::result::Result<(), Failed> {
+    let leaked = leak_a_descriptor()?;
+    let ext = load()?;
+    let out = start(&*ext)?;
+    assert_eq!(out["environment"], 0, "the worker's environment: {out}");
+    let descriptors: BTreeSet<String> = out["descriptors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.as_str().map(str::to_string))
+        .collect();
+    assert!(
+        !descriptors.contains(&leaked),
+        "the host's descriptor reached the worker: {descriptors:?}"
+    );
+    Ok(())
+}
+
+fn a_replacement_worker_is_warm_for_the_next_execution() -> std::result::Result<(), Failed> {
+    let ext = load()?;
+    let first = start(&*ext)?;
+    let ctx = ExecutionContext::default();
+    let e =
+        pollster::block_on(ext.execute("hang", json!({}), &ctx)).expect_err("hang cannot finish");
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    // The killed worker's replacement starts in the background; give it
+    // time to be warm, then the next execution must find it alive.
+    std::thread::sleep(Duration::from_millis(800));
+    let before = Instant::now();
+    let next = start(&*ext)?;
+    assert_ne!(first["pid"], next["pid"], "the hung worker was replaced");
+    let warm_ms = next["warm_ms"].as_u64().unwrap_or(0);
+    let waited = before.elapsed().as_millis() as u64;
+    assert!(
+        warm_ms > waited + 300,
+        "the next execution started a cold worker ({warm_ms} ms warm, {waited} ms call): the background replacement died"
+    );
+    Ok(())
+}
+
+fn main() {
+    // Threads that exist before the worker is recognised.
+    for _ in 0..3 {
+        std::thread::spawn(|| std::thread::sleep(Duration::from_secs(600)));
+    }
+    main_if_worker(&[Arc::new(ProbeEngine)]);
+    let args = Arguments::from_args();
+    let trials = vec![
+        Trial::test("worker_starts_clean", worker_starts_clean),
+        Trial::test(
+            "a_replacement_worker_is_warm_for_the_next_execution",
+            a_replacement_worker_is_warm_for_the_next_execution,
+        ),
+    ];
+    libtest_mimic::run(&args, trials).exit();
+}
