@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use morph_core::host::{MemoryAuditSink, MemoryVault, RecordingEventBus, VaultProvider};
 use morph_core::{
     BaseMorphRuntime, CapabilityHost, Enforcement, ErrorKind, ExtensionArtifact, ExtensionManifest,
-    HostGrant, HostPolicy, MorphError, Permission, ResourceLimits, RuntimeKind,
+    HostGrant, HostPolicy, MAX_ENTRY_BYTES, MorphError, Permission, ResourceLimits, RuntimeKind,
+    read_extension_file,
 };
 use morph_host::{SandboxFs, UreqHttp};
 use serde::Serialize;
@@ -120,7 +121,16 @@ async fn judge(
         .map(|l| l.to_string())
         .collect();
 
-    let artifact = fixture_artifact(suite, case, kind)?;
+    let artifact = match fixture_artifact(suite, case, kind)? {
+        Ok(artifact) => artifact,
+        Err(refused) => {
+            return match &case.expect.load_error {
+                Some(kind) if refused.kind().as_str() == kind => Ok(Status::Pass),
+                Some(kind) => Err(format!("expected load error `{kind}`, got {refused}")),
+                None => Err(format!("load failed: {refused}")),
+            };
+        }
+    };
     let extension_id = artifact.manifest.extension_id.clone();
     let vault = Arc::new(MemoryVault::new());
     for (key, value) in &case.host.secrets {
@@ -282,11 +292,14 @@ fn ms(d: Duration) -> f64 {
 
 /// Builds the artifact of `case`'s fixture for `kind`, with the case's
 /// limit overrides applied to the manifest.
+/// The case's fixture for `kind`: `Err` when the fixture itself is
+/// broken, `Ok(Err(..))` when the loader's file rules refuse its entry
+/// (which the case then judges as the load error).
 fn fixture_artifact(
     suite: &Suite,
     case: &Case,
     kind: RuntimeKind,
-) -> Result<ExtensionArtifact, String> {
+) -> Result<Result<ExtensionArtifact, MorphError>, String> {
     let dir = suite.fixture_dir(case);
     let mut manifest = match ExtensionManifest::from_dir(&dir) {
         Ok(m) => m,
@@ -307,16 +320,29 @@ fn fixture_artifact(
             .map_err(|e| format!("host.limits: {e}"))?;
     }
     let entry_path = dir.join(manifest.entry_file());
-    let entry = std::fs::read(&entry_path).map_err(|e| {
-        format!(
-            "fixture `{}` has no {kind} entry {}: {e}",
-            case.fixture,
-            entry_path.display()
-        )
-    })?;
+    // Read by the loader's own rules (regular files in the directory only):
+    // a fixture whose entry is a link or a FIFO tests those rules.
+    let entry = match read_extension_file(&dir, manifest.entry_file(), MAX_ENTRY_BYTES) {
+        Ok(entry) => entry,
+        Err(e) if e.is_not_found() => {
+            return Err(format!(
+                "fixture `{}` has no {kind} entry {}",
+                case.fixture,
+                entry_path.display()
+            ));
+        }
+        Err(_) => {
+            return Ok(Err(ExtensionArtifact::read_entry(
+                &dir,
+                manifest.entry_file(),
+            )
+            .err()
+            .unwrap_or_else(|| MorphError::invalid_module("entry refused"))));
+        }
+    };
     let mut artifact = ExtensionArtifact::from_parts(manifest, entry);
     artifact.dir = Some(dir);
-    Ok(artifact)
+    Ok(Ok(artifact))
 }
 
 fn check_outcome(expect: &Expect, result: &Result<Value, MorphError>) -> Result<(), String> {

@@ -11,6 +11,7 @@ use morph::host::{
     EnvVault, FileVault, JsonLinesAudit, MemoryVault, VaultChain, VaultProvider, data_dir,
     persistent_host_builder, persistent_module_cache, validate_key,
 };
+use morph::text::{bounded_untrusted, json_for_terminal};
 use morph::{
     Backend, BackendOptions, BaseMorphRuntime, CapabilityHost, ExecutionContext, ExtensionArtifact,
     ExtensionManager, HostPolicy, MorphError, Result, RuntimeKind, validate_id,
@@ -48,7 +49,7 @@ enum Command {
         #[arg(long)]
         backend: Option<String>,
         /// A secret for this run only, as KEY=VALUE (repeatable). Secrets
-        /// are also read from MORPH_SECRET_<EXTENSION>_<KEY> variables.
+        /// are also read from the vault file, then from MORPH_SECRET_<EXTENSION>__<KEY> variables.
         #[arg(long = "secret", value_name = "KEY=VALUE")]
         secrets: Vec<String>,
     },
@@ -140,7 +141,7 @@ enum SecretCommand {
 /// the persistent host.
 fn manager() -> Result<ExtensionManager> {
     let dir = data_dir();
-    let vault: Arc<dyn VaultProvider> = Arc::new(VaultChain(vec![
+    let vault: Arc<dyn VaultProvider> = Arc::new(VaultChain::new(vec![
         Arc::new(file_vault()?),
         Arc::new(EnvVault),
     ]));
@@ -204,7 +205,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error[{}]: {}", e.kind(), render_message(&e));
+            eprintln!("error[{}]: {}", e.kind(), shown(&render_message(&e)));
             ExitCode::FAILURE
         }
     }
@@ -275,19 +276,19 @@ async fn run(command: Command) -> Result<ExitCode> {
                 vault.set(&artifact.manifest.extension_id, key, value)?;
             }
             // --secret values first, then the encrypted vault file, then
-            // MORPH_SECRET_<EXTENSION>_<KEY>.
-            let vault = Arc::new(VaultChain(vec![
-                vault,
-                Arc::new(file_vault()?),
-                Arc::new(EnvVault),
-            ]));
+            // MORPH_SECRET_<EXTENSION>__<KEY>; `vault.set_secret` writes to
+            // the vault file, where the next run reads it.
+            let file: Arc<dyn VaultProvider> = Arc::new(file_vault()?);
+            let vault = Arc::new(
+                VaultChain::new(vec![vault, file.clone(), Arc::new(EnvVault)]).writing_to(file),
+            );
             let host = Arc::new(persistent_host_builder(&data_dir(), vault)?.build());
             let ext = runtime.load(&artifact, host, &policy).await?;
             eprintln!(
                 "morph: running `{}` on {} with {}",
                 artifact.manifest.extension_id,
                 runtime.info().name,
-                ext.policy()
+                shown(&ext.policy().to_string())
             );
             let value = ext.execute(&action, params, &context).await?;
             println!("{}", pretty(&value));
@@ -312,8 +313,8 @@ async fn run(command: Command) -> Result<ExitCode> {
             eprintln!(
                 "morph: `{}` {} requests: {}",
                 m.extension_id,
-                m.version,
-                policy.resolve(m)
+                shown(&m.version),
+                shown(&policy.resolve(m).to_string())
             );
             let id = manager()?.install(&dir, &policy)?;
             println!("installed {id}");
@@ -321,7 +322,12 @@ async fn run(command: Command) -> Result<ExitCode> {
         }
         Command::List => {
             for i in manager()?.list()? {
-                println!("{:<32} {:<10} {}", i.extension_id, i.version, i.runtime);
+                println!(
+                    "{:<32} {:<10} {}",
+                    i.extension_id,
+                    shown(&i.version),
+                    i.runtime
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -366,7 +372,7 @@ async fn run(command: Command) -> Result<ExitCode> {
                 }
                 SecretCommand::List { extension_id } => {
                     for key in vault.list(&extension_id)? {
-                        println!("{key}");
+                        println!("{}", shown(&key));
                     }
                 }
                 SecretCommand::Rm { extension_id, key } => {
@@ -387,17 +393,19 @@ async fn run(command: Command) -> Result<ExitCode> {
                 if json {
                     let line = serde_json::to_string(&r)
                         .map_err(|e| MorphError::host_error(e.to_string()))?;
-                    println!("{line}");
+                    println!("{}", json_for_terminal(&line));
                 } else {
                     println!(
                         "{} {:<24} {:<16} {:<18} {:<8} {}{}",
                         r.time_ms,
-                        r.extension_id,
-                        r.action,
-                        r.op,
+                        shown(&r.extension_id),
+                        shown(&r.action),
+                        shown(&r.op),
                         if r.allowed { "allowed" } else { "denied" },
-                        r.outcome,
-                        r.reason.map(|why| format!(": {why}")).unwrap_or_default()
+                        shown(&r.outcome),
+                        r.reason
+                            .map(|why| format!(": {}", shown(&why)))
+                            .unwrap_or_default()
                     );
                 }
             }
@@ -475,9 +483,11 @@ async fn run(command: Command) -> Result<ExitCode> {
             if json {
                 let text = serde_json::to_string_pretty(&matrix)
                     .map_err(|e| MorphError::host_error(e.to_string()))?;
-                println!("{text}");
+                println!("{}", json_for_terminal(&text));
             } else {
-                print!("{}", matrix.render());
+                for line in matrix.render().lines() {
+                    println!("{}", shown(line));
+                }
             }
             Ok(if matrix.failures().is_empty() {
                 ExitCode::SUCCESS
@@ -488,6 +498,18 @@ async fn run(command: Command) -> Result<ExitCode> {
     }
 }
 
+/// JSON for stdout: pretty, with every character a terminal could act on
+/// escaped (the same JSON value).
 fn pretty(value: &serde_json::Value) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+    json_for_terminal(&text).into_owned()
+}
+
+/// Most bytes of one piece of extension text printed to the terminal.
+const MAX_SHOWN: usize = 16 << 10;
+
+/// Text an extension may have chosen (messages, manifest values, audit
+/// fields), escaped and bounded for the terminal.
+fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    bounded_untrusted(text, MAX_SHOWN)
 }

@@ -104,7 +104,7 @@ fn secrets_come_from_the_environment_too() {
     let o = Command::new(env!("CARGO_BIN_EXE_morph"))
         .args(["run", "examples/hello", "secret"])
         .env("MORPH_DATA_DIR", data_dir())
-        .env("MORPH_SECRET_EXAMPLE_HELLO_GREETING", "from env")
+        .env("MORPH_SECRET_EXAMPLE_HELLO__GREETING", "from env")
         .current_dir(repo())
         .output()
         .expect("morph runs");
@@ -715,4 +715,169 @@ fn script_extensions_run_from_an_empty_environment() {
         let out: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
         assert_eq!(out, serde_json::json!({"ok": "from env -i"}), "{dir}");
     }
+}
+
+/// A WebAssembly text extension whose one action `run` returns `result`
+/// (a result envelope) as is.
+fn answering(result: &str) -> String {
+    let describe = r#"{"name":"T","version":"1.0.0","actions":[{"name":"run","parameters":[]}],"events":[],"config_schema":{}}"#;
+    let wat_bytes = |s: &str| s.bytes().map(|b| format!("\\{b:02x}")).collect::<String>();
+    format!(
+        r#"(module (memory (export "memory") 1) (global $h (mut i32) (i32.const 8192))
+  (data (i32.const 16) "{d}") (data (i32.const 2048) "{r}")
+  (func (export "morph_abi_version") (result i32) (i32.const 1))
+  (func (export "morph_alloc") (param $n i32) (result i32) (local $p i32)
+    (local.set $p (global.get $h)) (global.set $h (i32.add (global.get $h) (local.get $n))) (local.get $p))
+  (func (export "describe") (result i64) (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const {dl})))
+  (func (export "execute") (param i32 i32 i32 i32 i32 i32) (result i64)
+    (i64.or (i64.shl (i64.const 2048) (i64.const 32)) (i64.const {rl}))))"#,
+        d = wat_bytes(describe),
+        dl = describe.len(),
+        r = wat_bytes(result),
+        rl = result.len()
+    )
+}
+
+#[test]
+fn control_characters_from_an_extension_never_reach_the_terminal() {
+    let forged = r#"{"err":{"code":"x","message":"real\nerror[timeout]: forged line\u001b]0;pwned\u0007\u001b[2J\u009b\u202e"}}"#;
+    let dir = extension(
+        &MANIFEST.replace("runtime: wasm", "runtime: wasm\nentry: extension.wat"),
+        "extension.wat",
+        answering(forged).as_bytes(),
+    );
+    let o = morph(&["run", dir.path().to_str().unwrap_or_default(), "run"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let error_lines = err.lines().filter(|l| l.starts_with("error[")).count();
+    assert_eq!(error_lines, 1, "a second error line was forged: {err}");
+    assert!(err.contains("forged line"), "{err}");
+    for raw in ['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}'] {
+        assert!(!err.contains(raw), "{raw:?} reached the terminal: {err:?}");
+    }
+    // Guest text in the ok value is JSON-escaped the same way.
+    let ok = r#"{"ok":{"m":"a\u001b[2Jb\u009bc\u202ed"}}"#;
+    let dir = extension(
+        &MANIFEST.replace("runtime: wasm", "runtime: wasm\nentry: extension.wat"),
+        "extension.wat",
+        answering(ok).as_bytes(),
+    );
+    let o = morph(&["run", dir.path().to_str().unwrap_or_default(), "run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for raw in ['\u{1b}', '\u{9b}', '\u{202e}'] {
+        assert!(!out.contains(raw), "{raw:?} reached stdout: {out:?}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&out).expect("still JSON");
+    assert_eq!(v["m"], "a\u{1b}[2Jb\u{9b}c\u{202e}d");
+}
+
+#[test]
+fn audit_tail_shows_one_line_per_record_whatever_the_guest_sent() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let d = data.path();
+    let kitchen = "conformance/fixtures/kitchen";
+    let op = "nope\n9999 conformance.kitchen call fs.read allowed ok\u{1b}]0;pwned\u{7}";
+    let params = serde_json::json!({"op": op, "args": {}}).to_string();
+    let o = morph_in(d, &["run", kitchen, "call", "--params", &params]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = morph_in(d, &["audit", "tail", "-n", "10"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 2, "a record was forged: {out}");
+    assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
+    let o = morph_in(d, &["audit", "tail", "-n", "10", "--json"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 2, "{out}");
+}
+
+#[test]
+fn entry_links_and_fifos_are_refused_and_never_read() {
+    let secret = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(secret.path(), "HOST-SECRET-TOKEN=abc (not wasm)").expect("write");
+    let manifest = MANIFEST.replace("runtime: wasm", "runtime: wasm\nentry: extension.wat");
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("manifest.yaml"), &manifest).expect("manifest");
+    std::os::unix::fs::symlink(secret.path(), dir.path().join("extension.wat")).expect("link");
+    let path = dir.path().to_str().unwrap_or_default();
+    let o = morph(&["run", path, "run"]);
+    assert_error(&o, "invalid_module", "symbolic link");
+    assert!(!stderr(&o).contains("HOST-SECRET"), "{}", stderr(&o));
+
+    let data = tempfile::tempdir().expect("temp dir");
+    let o = morph_in(data.path(), &["install", path]);
+    assert_error(&o, "invalid_module", "symbolic link");
+    let o = morph_in(data.path(), &["list"]);
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
+    // A FIFO entry: refused at once, not waited on.
+    std::fs::remove_file(dir.path().join("extension.wat")).expect("rm link");
+    let made = Command::new("mkfifo")
+        .arg(dir.path().join("extension.wat"))
+        .status();
+    if made.is_ok_and(|s| s.success()) {
+        let started = std::time::Instant::now();
+        let o = morph(&["run", path, "run"]);
+        assert_error(&o, "invalid_module", "FIFO");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+    // A manifest that is a link is refused the same way.
+    let linked = tempfile::tempdir().expect("temp dir");
+    std::os::unix::fs::symlink(
+        dir.path().join("manifest.yaml"),
+        linked.path().join("manifest.yaml"),
+    )
+    .expect("link");
+    let o = morph(&["run", linked.path().to_str().unwrap_or_default(), "run"]);
+    assert_error(&o, "invalid_manifest", "symbolic link");
+}
+
+#[test]
+fn secrets_set_by_an_extension_persist_for_the_next_run() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let d = data.path();
+    let kitchen = "conformance/fixtures/kitchen";
+    let set = r#"{"op": "vault.set_secret", "args": {"key": "token", "value": "kept"}}"#;
+    let o = morph_in(d, &["run", kitchen, "call", "--params", set]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let get = r#"{"op": "vault.get_secret", "args": {"key": "token"}}"#;
+    let o = morph_in(d, &["run", kitchen, "call", "--params", get]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(v, serde_json::json!({"ok": "kept"}), "{}", stderr(&o));
+}
+
+#[test]
+fn concurrent_secret_writers_keep_every_secret() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let d = data.path().to_path_buf();
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let d = d.clone();
+            std::thread::spawn(move || {
+                for i in 0..15 {
+                    let o = morph_in(
+                        &d,
+                        &[
+                            "secret",
+                            "set",
+                            "t.cli",
+                            &format!("k{w}_{i}"),
+                            "--value",
+                            "v",
+                        ],
+                    );
+                    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().expect("writer");
+    }
+    let o = morph_in(&d, &["secret", "list", "t.cli"]);
+    let keys = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(keys.lines().count(), 30, "{keys}");
 }

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{MorphError, Result};
+use crate::extension_file::{MAX_ENTRY_BYTES, read_extension_file};
 use crate::manifest::ExtensionManifest;
 
 /// A manifest and its entry file's bytes.
@@ -10,6 +11,8 @@ use crate::manifest::ExtensionManifest;
 pub struct ExtensionArtifact {
     /// The validated manifest.
     pub manifest: ExtensionManifest,
+    /// The manifest's text as read (`None` when built from parts).
+    pub manifest_text: Option<String>,
     /// The entry file's bytes (`.wasm`, `.wat`, `.js`, `.py`).
     pub entry: Vec<u8>,
     /// Where it was read from, if from a directory.
@@ -17,7 +20,11 @@ pub struct ExtensionArtifact {
 }
 
 impl ExtensionArtifact {
-    /// Reads `<dir>/manifest.yaml` and the entry it names.
+    /// Reads `<dir>/manifest.yaml` and the entry it names. Both must be
+    /// regular files in `dir` itself (a symbolic link, a FIFO or a device
+    /// is refused without being opened for reading), of at most
+    /// [`MAX_MANIFEST_BYTES`](crate::MAX_MANIFEST_BYTES) and
+    /// [`MAX_ENTRY_BYTES`](crate::MAX_ENTRY_BYTES).
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         if !dir.is_dir() {
@@ -26,15 +33,22 @@ impl ExtensionArtifact {
                 dir.display()
             )));
         }
-        let manifest = ExtensionManifest::from_dir(dir)?;
-        let path = dir.join(manifest.entry_file());
-        let entry = std::fs::read(&path).map_err(|e| {
-            MorphError::invalid_module(format!("cannot read entry {}: {e}", path.display()))
-        })?;
+        let (manifest, text) = ExtensionManifest::read_from_dir(dir)?;
+        let entry = Self::read_entry(dir, manifest.entry_file())?;
         Ok(ExtensionArtifact {
             manifest,
+            manifest_text: Some(text),
             entry,
             dir: Some(dir.to_path_buf()),
+        })
+    }
+
+    /// Reads entry file `name` of `dir` under the rules of
+    /// [`from_dir`](Self::from_dir); errors are `invalid_module` naming the
+    /// file.
+    pub fn read_entry(dir: &Path, name: &str) -> Result<Vec<u8>> {
+        read_extension_file(dir, name, MAX_ENTRY_BYTES).map_err(|e| {
+            MorphError::invalid_module(format!("entry {}: {e}", dir.join(name).display()))
         })
     }
 
@@ -42,6 +56,7 @@ impl ExtensionArtifact {
     pub fn from_parts(manifest: ExtensionManifest, entry: Vec<u8>) -> Self {
         ExtensionArtifact {
             manifest,
+            manifest_text: None,
             entry,
             dir: None,
         }

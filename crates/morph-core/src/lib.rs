@@ -40,6 +40,7 @@ mod describe;
 mod engine;
 mod error;
 mod executor;
+mod extension_file;
 pub mod host;
 mod limits;
 mod manager;
@@ -49,6 +50,7 @@ mod policy;
 mod runtime;
 pub mod script;
 mod session;
+pub mod text;
 
 pub use artifact::ExtensionArtifact;
 pub use deadline::{CancelOnDrop, Deadline};
@@ -56,12 +58,15 @@ pub use describe::{Describe, DescribedAction, json_type, validate_params};
 pub use engine::{Backend, EngineRuntime, EntryCode, GuestCall, GuestRun, PreparedExtension};
 pub use error::{ErrorKind, MorphError, Result};
 pub use executor::{Executor, ExecutorOptions};
+pub use extension_file::{
+    ExtensionFileError, MAX_ENTRY_BYTES, MAX_MANIFEST_BYTES, read_extension_file,
+};
 pub use host::{CapabilityHost, CapabilityHostBuilder};
 pub use limits::{Enforcement, EngineLimit, LimitEnforcement, ResourceLimits};
 pub use manager::{ExtensionManager, InstalledExtension, MAX_EVENT_HOPS};
 pub use manifest::{
-    ActionSpec, AiAccess, ExtensionManifest, MANIFEST_FILE, Metadata, ON_EVENT_ACTION, ParamSpec,
-    ParamType, RuntimeKind, validate_id,
+    ActionSpec, AiAccess, ExtensionManifest, MANIFEST_FILE, MAX_MANIFEST_BRACKETS, Metadata,
+    ON_EVENT_ACTION, ParamSpec, ParamType, RuntimeKind, validate_id,
 };
 pub use permission::{Permission, PermissionSet, UnknownPermission};
 pub use policy::{EffectivePolicy, HostGrant, HostPolicy};

@@ -125,9 +125,15 @@ impl ExtensionManager {
         let staging = self.root.join(format!(".{id}.installing"));
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging).map_err(|e| io("cannot create", &staging, e))?;
-        for file in [MANIFEST_FILE, manifest.entry_file()] {
-            std::fs::copy(src.join(file), staging.join(file))
-                .map_err(|e| io("cannot copy", &src.join(file), e))?;
+        // The bytes that were checked, not the source files again: a file
+        // swapped or linked after the check never reaches the data dir.
+        let manifest_text = artifact.manifest_text.as_deref().unwrap_or_default();
+        for (file, bytes) in [
+            (MANIFEST_FILE, manifest_text.as_bytes()),
+            (manifest.entry_file(), artifact.entry.as_slice()),
+        ] {
+            std::fs::write(staging.join(file), bytes)
+                .map_err(|e| io("cannot write", &staging.join(file), e))?;
         }
         let grant = serde_json::to_vec_pretty(policy)
             .map_err(|e| MorphError::host_error(format!("encoding the grant: {e}")))?;

@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MorphError, Result};
+use crate::extension_file::{MAX_MANIFEST_BYTES, read_extension_file};
 use crate::limits::ResourceLimits;
 use crate::permission::PermissionSet;
 
@@ -223,8 +224,11 @@ pub struct ExtensionManifest {
 
 impl ExtensionManifest {
     /// Parses and validates YAML text. `origin` (a file name) prefixes
-    /// every error message.
+    /// every error message. Text over [`MAX_MANIFEST_BYTES`] or with more
+    /// than [`MAX_MANIFEST_BRACKETS`] flow-collection openers is refused
+    /// before the YAML parser sees it.
     pub fn from_yaml(text: &str, origin: &str) -> Result<Self> {
+        check_shape(text).map_err(|e| MorphError::invalid_manifest(format!("{origin}: {e}")))?;
         let de = serde_yaml_ng::Deserializer::from_str(text);
         let manifest: ExtensionManifest = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
@@ -241,13 +245,22 @@ impl ExtensionManifest {
         Ok(manifest)
     }
 
-    /// Reads and validates `<dir>/manifest.yaml`.
+    /// Reads and validates `<dir>/manifest.yaml` (a regular file inside
+    /// `dir`, see [`ExtensionArtifact::from_dir`](crate::ExtensionArtifact::from_dir)).
     pub fn from_dir(dir: &Path) -> Result<Self> {
+        Self::read_from_dir(dir).map(|(manifest, _)| manifest)
+    }
+
+    /// [`from_dir`](Self::from_dir), with the text read.
+    pub(crate) fn read_from_dir(dir: &Path) -> Result<(Self, String)> {
         let path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            MorphError::invalid_manifest(format!("cannot read {}: {e}", path.display()))
+        let bytes = read_extension_file(dir, MANIFEST_FILE, MAX_MANIFEST_BYTES)
+            .map_err(|e| MorphError::invalid_manifest(format!("{}: {e}", path.display())))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            MorphError::invalid_manifest(format!("{}: not UTF-8 text", path.display()))
         })?;
-        Self::from_yaml(&text, &path.display().to_string())
+        let manifest = Self::from_yaml(&text, &path.display().to_string())?;
+        Ok((manifest, text))
     }
 
     /// The entry file, explicit or the runtime's default.
@@ -349,6 +362,31 @@ impl ExtensionManifest {
         }
         Ok(())
     }
+}
+
+/// Most `[` and `{` characters a manifest may contain (2048; a
+/// manifest written in flow style uses a few per action). YAML's flow
+/// collections can nest no deeper than this, and the YAML parser's time
+/// grows with the square of that nesting (100,000 levels took 40 s).
+pub const MAX_MANIFEST_BRACKETS: usize = 2048;
+
+/// Refuses manifest text that is too large or has too many flow
+/// collection openers. Counting characters, quoted or not, cannot be
+/// fooled by quoting tricks the way a partial YAML scanner could.
+fn check_shape(text: &str) -> std::result::Result<(), String> {
+    if text.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(format!(
+            "the manifest is {} bytes, above the {MAX_MANIFEST_BYTES}-byte limit",
+            text.len()
+        ));
+    }
+    let brackets = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
+    if brackets > MAX_MANIFEST_BRACKETS {
+        return Err(format!(
+            "the manifest has {brackets} `[`/`{{` characters, above the limit of {MAX_MANIFEST_BRACKETS} (flow collections nested this deep are refused)"
+        ));
+    }
+    Ok(())
 }
 
 /// Checks an extension id: 1 to 128 of `a-z 0-9 . _ -`, starting with a
@@ -479,5 +517,50 @@ events: [issue_created]
         assert!(err(&GOOD.replace("name: priority", "name: title")).contains("declared twice"));
         assert!(err("[1, 2]").contains("m.yaml"));
         assert!(err("extension_id: [").contains("m.yaml"));
+    }
+
+    #[test]
+    fn deeply_nested_or_huge_manifests_are_refused_quickly() {
+        let started = std::time::Instant::now();
+        for nested in [
+            GOOD.replace(
+                "metadata:",
+                &format!(
+                    "x: {}{}\nmetadata:",
+                    "[".repeat(100_000),
+                    "]".repeat(100_000)
+                ),
+            ),
+            GOOD.replace(
+                "metadata:",
+                &format!(
+                    "x: {}{}\nmetadata:",
+                    "{a: ".repeat(50_000),
+                    "}".repeat(50_000)
+                ),
+            ),
+        ] {
+            let e = ExtensionManifest::from_yaml(&nested, "m.yaml").unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidManifest);
+            assert!(e.message().contains("`[`/`{`"), "{e}");
+        }
+        let huge = format!("{GOOD}# {}\n", "x".repeat(MAX_MANIFEST_BYTES as usize));
+        let e = ExtensionManifest::from_yaml(&huge, "m.yaml").unwrap_err();
+        assert!(e.message().contains("byte limit"), "{e}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        // The deepest nesting allowed still parses quickly.
+        let n = MAX_MANIFEST_BRACKETS - 8;
+        let deepest = GOOD.replace(
+            "metadata:",
+            &format!("x: {}{}\nmetadata:", "[".repeat(n), "]".repeat(n)),
+        );
+        let started = std::time::Instant::now();
+        let e = ExtensionManifest::from_yaml(&deepest, "m.yaml").unwrap_err();
+        assert!(e.message().contains("unknown field `x`"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 }

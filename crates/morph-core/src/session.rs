@@ -223,8 +223,11 @@ impl Session {
             .map_err(|e| self.fail(e))
     }
 
-    /// Logs a message from the guest (level 0 trace ... 4 error).
+    /// Logs a message from the guest (level 0 trace ... 4 error), escaped
+    /// ([`escape_untrusted`](crate::text::escape_untrusted)) so it cannot
+    /// drive the terminal or forge log lines.
     pub fn log_text(&mut self, level: i32, text: &str) -> Result<()> {
+        let text = crate::text::escape_untrusted(text);
         let ext = self.calls.scope().extension_id.as_str();
         let action = self.calls.action();
         match level {

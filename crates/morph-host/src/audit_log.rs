@@ -94,6 +94,7 @@ mod tests {
             outcome: "ok".into(),
             reason: None,
             duration_us: 5,
+            dropped: 0,
         }
     }
 

@@ -81,6 +81,28 @@ impl FileVault {
         }
     }
 
+    /// Holds the vault's lock file, exclusively, across processes: every
+    /// read-modify-write of the vault file happens under it, so two
+    /// processes setting secrets at once both keep theirs. (Reads need no
+    /// lock: writes replace the file atomically.)
+    fn exclusive(&self) -> Result<std::fs::File> {
+        let mut name = self.path.clone().into_os_string();
+        name.push(".lock");
+        let lock_path = PathBuf::from(name);
+        if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| failed(&dir.display().to_string(), e))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| failed(&lock_path.display().to_string(), e))?;
+        file.lock()
+            .map_err(|e| failed(&lock_path.display().to_string(), e))?;
+        Ok(file)
+    }
+
     fn write(&self, file: &VaultFile) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(file).map_err(|e| failed("encode", e))?;
         write_private(&self.path, &bytes).map_err(|e| failed(&self.path.display().to_string(), e))
@@ -100,6 +122,7 @@ impl FileVault {
     /// Removes a secret; whether it existed.
     pub fn remove(&self, extension_id: &str, key: &str) -> Result<bool> {
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _across_processes = self.exclusive()?;
         let mut file = self.read()?;
         let removed = file
             .secrets
@@ -157,6 +180,7 @@ impl VaultProvider for FileVault {
             .map_err(|_| failed(key, "cannot encrypt"))?;
         let mut sealed = nonce.to_vec();
         sealed.extend_from_slice(&ciphertext);
+        let _across_processes = self.exclusive()?;
         let mut file = self.read()?;
         file.version = 1;
         file.secrets
@@ -204,5 +228,32 @@ mod tests {
             let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
+    }
+
+    #[test]
+    fn concurrent_writers_keep_every_secret() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (path, key) = (tmp.path().join("vault.json"), tmp.path().join("vault.key"));
+        FileVault::open(&path, &key)
+            .unwrap()
+            .set("x", "before", "0")
+            .unwrap();
+        // Two writers with their own handles, as two processes have.
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let (path, key) = (path.clone(), key.clone());
+                std::thread::spawn(move || {
+                    let vault = FileVault::open(&path, &key).unwrap();
+                    for i in 0..40 {
+                        vault.set("x", &format!("w{w}-{i}"), "v").unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let keys = FileVault::open(&path, &key).unwrap().list("x").unwrap();
+        assert_eq!(keys.len(), 81, "{keys:?}");
     }
 }

@@ -9,7 +9,7 @@
 //! | `redb` | [`RedbDataStore`] | `data.*` in an embedded redb file, one namespace per extension |
 //! | `fs` | [`SandboxFs`] | `fs.*` in a sandbox directory per extension, opened with cap-std |
 //! | `vault-file` | [`FileVault`] | secrets in a ChaCha20-Poly1305-encrypted JSON file |
-//! | (always) | [`EnvVault`] | read-only secrets from `MORPH_SECRET_<EXTENSION>_<KEY>` variables |
+//! | (always) | [`EnvVault`] | read-only secrets from `MORPH_SECRET_<EXTENSION>__<KEY>` variables (a one-to-one mapping) |
 //! | `audit-log` | [`JsonLinesAudit`] | the audit log as JSON lines |
 //! | `module-cache` | [`ModuleCache`] | compiled modules of the JIT backends, each entry MAC-checked before an engine deserializes it |
 //!

@@ -278,7 +278,7 @@ fn create(
 }
 
 /// The script engines this build can serve in a worker process.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", any(feature = "js", feature = "python")))]
 pub(crate) fn script_engines() -> Vec<Arc<dyn morph_core::ScriptEngine>> {
     vec![
         #[cfg(feature = "js")]

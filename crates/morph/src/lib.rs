@@ -58,6 +58,12 @@ pub use morph_core::{
 ))]
 pub use morph_wasm::CompiledModuleCache;
 
+/// Showing text an extension chose (messages, manifest values, audit
+/// fields) on a terminal: escaped and bounded.
+pub mod text {
+    pub use morph_core::text::{bounded_untrusted, escape_untrusted, json_for_terminal};
+}
+
 /// Capability providers: the traits a host implements to swap one, the
 /// in-memory ones, and the real ones compiled in through features.
 pub mod host {
@@ -127,7 +133,7 @@ impl MorphBuilder {
 
     /// Keeps files, data, the audit log and compiled modules in `dir` (see
     /// [`host::persistent_host_builder`]), with secrets from the
-    /// environment (`MORPH_SECRET_<EXTENSION>_<KEY>`) unless `host` or a
+    /// environment (`MORPH_SECRET_<EXTENSION>__<KEY>`) unless `host` or a
     /// later call set a vault.
     #[cfg(feature = "persistent")]
     pub fn data_dir(mut self, dir: impl AsRef<Path>) -> Result<Self> {

@@ -34,6 +34,7 @@ pub use vault_chain::VaultChain;
 use crate::deadline::Deadline;
 use crate::error::{ErrorKind, MorphError, Result};
 use crate::policy::EffectivePolicy;
+use crate::text::bounded_untrusted;
 
 /// What a loaded extension is, for the host: its id, its effective grant
 /// and the events it declared.
@@ -58,6 +59,10 @@ pub struct CallState {
     emitted: Vec<Event>,
     deadline: Option<Deadline>,
     hops: u32,
+    /// Audit bytes this execution's host calls wrote.
+    audit_bytes: u64,
+    /// Host-call records over the audit budget, by (op, outcome).
+    audit_dropped: std::collections::BTreeMap<(String, String), u32>,
 }
 
 impl CallState {
@@ -71,6 +76,8 @@ impl CallState {
             emitted: Vec::new(),
             deadline: None,
             hops: 0,
+            audit_bytes: 0,
+            audit_dropped: Default::default(),
         }
     }
 
@@ -199,6 +206,60 @@ impl CapabilityHostBuilder {
     }
 }
 
+/// Longest guest-chosen text (error reason) kept in an audit record, in
+/// bytes after escaping; longer text is cut with a note of its length.
+pub const MAX_AUDIT_TEXT: usize = 1024;
+
+/// Longest op, action or request id kept in an audit record, in bytes.
+pub const MAX_AUDIT_NAME: usize = 128;
+
+/// Audit bytes the host calls of one execution may write (64 KiB); the
+/// records past it are counted in the execution's record instead.
+pub const MAX_AUDIT_BYTES_PER_EXECUTION: u64 = 64 << 10;
+
+/// The record of one host call or execution: every text the guest or the
+/// manifest chose is escaped and bounded.
+fn audit_entry<T>(
+    state: &CallState,
+    op: &str,
+    allowed: bool,
+    result: &Result<T>,
+    started: Instant,
+) -> AuditRecord {
+    let (outcome, reason) = match result {
+        Ok(_) => ("ok".to_string(), None),
+        Err(e) => (
+            e.kind().as_str().to_string(),
+            Some(bounded_untrusted(e.message(), MAX_AUDIT_TEXT).into_owned()),
+        ),
+    };
+    // Refused by policy, by a quota or for want of a provider is never
+    // "allowed", wherever the refusal came from.
+    let refused = result.as_ref().err().is_some_and(|e| {
+        matches!(
+            e.kind(),
+            ErrorKind::PermissionDenied | ErrorKind::Unsupported | ErrorKind::QuotaExceeded
+        )
+    });
+    let time_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let name = |s: &str| bounded_untrusted(s, MAX_AUDIT_NAME).into_owned();
+    AuditRecord {
+        time_ms,
+        extension_id: state.scope.extension_id.clone(),
+        action: name(&state.action),
+        request_id: name(&state.request_id),
+        op: name(op),
+        allowed: allowed && !refused,
+        outcome,
+        reason,
+        duration_us: started.elapsed().as_micros() as u64,
+        dropped: 0,
+    }
+}
+
 impl CapabilityHost {
     /// A host with every provider in memory.
     pub fn in_memory() -> Self {
@@ -235,9 +296,33 @@ impl CapabilityHost {
         result
     }
 
-    /// Writes the audit record of a finished execution.
+    /// Writes the audit record of a finished execution. When its host
+    /// calls outgrew the per-execution audit budget
+    /// ([`MAX_AUDIT_BYTES_PER_EXECUTION`]), this record says how many
+    /// records of which op and outcome were not written.
     pub fn audit_execution(&self, state: &CallState, result: &Result<Value>, started: Instant) {
-        self.audit_record(state, "execute", true, result, started);
+        let mut record = audit_entry(state, "execute", true, result, started);
+        if !state.audit_dropped.is_empty() {
+            let total: u32 = state.audit_dropped.values().sum();
+            let detail: Vec<String> = state
+                .audit_dropped
+                .iter()
+                .map(|((op, outcome), n)| format!("{op} {outcome}: {n}"))
+                .collect();
+            let note = format!(
+                "{total} host-call records beyond the {MAX_AUDIT_BYTES_PER_EXECUTION}-byte audit budget of one execution were not written ({})",
+                detail.join(", ")
+            );
+            record.dropped = total;
+            record.reason = Some(match record.reason {
+                Some(reason) => format!("{reason}; {note}"),
+                None => note,
+            });
+            record.reason = record
+                .reason
+                .map(|r| bounded_untrusted(&r, 4 * MAX_AUDIT_TEXT).into_owned());
+        }
+        self.audit.record(&record);
     }
 
     /// Publishes the events an execution emitted (after it ended). A bus
@@ -252,40 +337,25 @@ impl CapabilityHost {
 
     fn audit_record<T>(
         &self,
-        state: &CallState,
+        state: &mut CallState,
         op: &str,
         allowed: bool,
         result: &Result<T>,
         started: Instant,
     ) {
-        let (outcome, reason) = match result {
-            Ok(_) => ("ok".to_string(), None),
-            Err(e) => (e.kind().as_str().to_string(), Some(e.message().to_string())),
-        };
-        // Refused by policy, by a quota or for want of a provider is never
-        // "allowed", wherever the refusal came from.
-        let refused = result.as_ref().err().is_some_and(|e| {
-            matches!(
-                e.kind(),
-                ErrorKind::PermissionDenied | ErrorKind::Unsupported | ErrorKind::QuotaExceeded
-            )
-        });
-        let allowed = allowed && !refused;
-        let time_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        self.audit.record(&AuditRecord {
-            time_ms,
-            extension_id: state.scope.extension_id.clone(),
-            action: state.action.clone(),
-            request_id: state.request_id.clone(),
-            op: op.to_string(),
-            allowed,
-            outcome,
-            reason,
-            duration_us: started.elapsed().as_micros() as u64,
-        });
+        let record = audit_entry(state, op, allowed, result, started);
+        let size = record.approximate_size();
+        if state.audit_bytes.saturating_add(size) > MAX_AUDIT_BYTES_PER_EXECUTION {
+            // Over this execution's budget: counted, and summed up in the
+            // execution's own record instead.
+            *state
+                .audit_dropped
+                .entry((record.op, record.outcome))
+                .or_insert(0) += 1;
+            return;
+        }
+        state.audit_bytes += size;
+        self.audit.record(&record);
     }
 
     /// Runs `op` for `state`, whose permission was checked. Sets `allowed`
@@ -476,6 +546,72 @@ mod tests {
         assert_eq!(records.len(), 1);
         assert!(!records[0].allowed);
         assert_eq!(records[0].outcome, "permission_denied");
+    }
+
+    /// Files that answer every read with an error quoting the path, as
+    /// a sandbox refusing an escape does.
+    struct EchoingFs;
+
+    impl FsProvider for EchoingFs {
+        fn read(&self, _: &str, path: &str, _: u64) -> Result<String> {
+            Err(MorphError::permission_denied(format!(
+                "op `fs.read`: path `{path}` leaves the sandbox"
+            )))
+        }
+        fn write(&self, _: &str, _: &str, _: &str, _: u64) -> Result<()> {
+            Ok(())
+        }
+        fn list(&self, _: &str, _: &str) -> Result<Vec<String>> {
+            Ok(Vec::new())
+        }
+        fn delete(&self, _: &str, _: &str) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn guest_text_in_audit_records_is_escaped_and_bounded() {
+        let audit = Arc::new(MemoryAuditSink::default());
+        let host = CapabilityHost::builder()
+            .audit(audit.clone())
+            .fs(Arc::new(EchoingFs))
+            .build();
+        let mut st = state(&[Permission::FsRead]);
+        let path = format!("\n{{\"op\": \"forged\"}}\u{1b}[2J{}", "x".repeat(500_000));
+        for _ in 0..20 {
+            host.call(&mut st, "fs.read", json!({ "path": path }))
+                .unwrap_err();
+        }
+        host.call(&mut st, &"y".repeat(100_000), json!({}))
+            .unwrap_err();
+        host.audit_execution(&st, &Ok(Value::Null), Instant::now());
+        let records = audit.records();
+        let bytes: u64 = records.iter().map(AuditRecord::approximate_size).sum();
+        assert!(
+            bytes < 80 << 10,
+            "20 calls with a 500 KB path wrote {bytes} bytes"
+        );
+        for r in &records {
+            let text = format!(
+                "{} {} {}",
+                r.op,
+                r.action,
+                r.reason.clone().unwrap_or_default()
+            );
+            assert!(!text.contains('\n') && !text.contains('\u{1b}'), "{text:?}");
+            assert!(r.op.len() <= MAX_AUDIT_NAME + 32, "{}", r.op.len());
+        }
+        let execution = records.last().unwrap();
+        assert_eq!(execution.op, "execute");
+        if execution.dropped > 0 {
+            assert!(
+                execution
+                    .reason
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains("fs.read permission_denied")
+            );
+        }
     }
 
     #[test]

@@ -72,6 +72,27 @@ pub struct AuditRecord {
     pub reason: Option<String>,
     /// How long it took, in microseconds.
     pub duration_us: u64,
+    /// For an execution: host-call records not written because the
+    /// execution outgrew its audit budget (the reason says which).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl AuditRecord {
+    /// About how many bytes the record takes in a log.
+    pub fn approximate_size(&self) -> u64 {
+        let text = self.extension_id.len()
+            + self.action.len()
+            + self.request_id.len()
+            + self.op.len()
+            + self.outcome.len()
+            + self.reason.as_ref().map_or(0, String::len);
+        text as u64 + 160
+    }
 }
 
 /// Where audit records go.
