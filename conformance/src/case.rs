@@ -60,6 +60,25 @@ pub struct HostSetup {
     /// its base URL.
     #[serde(default)]
     pub http_server: Option<crate::server::ServerSetup>,
+    /// Files planted in the extension's sandbox before the case runs, as
+    /// another process could (links out of the sandbox, FIFOs).
+    #[serde(default)]
+    pub plant: Vec<Plant>,
+}
+
+/// Something planted in the sandbox.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plant {
+    /// Path inside the extension's sandbox.
+    pub path: String,
+    /// A symbolic link to a file outside the sandbox (whose content the
+    /// runner checks is neither returned nor changed).
+    #[serde(default)]
+    pub link_outside: bool,
+    /// A FIFO (named pipe) nobody writes to.
+    #[serde(default)]
+    pub fifo: bool,
 }
 
 /// Expected outcome.

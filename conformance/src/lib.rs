@@ -16,7 +16,7 @@ mod runner;
 mod server;
 mod trials;
 
-pub use case::{Case, Expect, HostSetup, Step, Suite, SuiteError};
+pub use case::{Case, Expect, HostSetup, Plant, Step, Suite, SuiteError};
 pub use divergence::{EXPECTED_DIVERGENCES, expected_divergence};
 pub use matrix::Matrix;
 pub use runner::{CaseResult, Status, contains, run_case};

@@ -13,7 +13,7 @@ use morph_host::{SandboxFs, UreqHttp};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::case::{Case, Expect, Suite};
+use crate::case::{Case, Expect, Plant, Suite};
 use crate::divergence::expected_divergence;
 use crate::server::TestServer;
 
@@ -141,6 +141,13 @@ async fn judge(
     let events = Arc::new(RecordingEventBus::default());
     let audit = Arc::new(MemoryAuditSink::default());
     let files = tempfile::tempdir().map_err(|e| format!("temporary sandbox: {e}"))?;
+    let outside = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+    let outside_file = outside.path().join("outside-secret.txt");
+    plant(
+        &case.host.plant,
+        &files.path().join(&extension_id),
+        &outside_file,
+    )?;
     let server = match &case.host.http_server {
         Some(setup) => Some(TestServer::start(setup).map_err(|e| format!("test server: {e}"))?),
         None => None,
@@ -270,6 +277,12 @@ async fn judge(
             ));
         }
     }
+    if outside_file.exists() {
+        let content = std::fs::read_to_string(&outside_file).unwrap_or_default();
+        if content != OUTSIDE_SECRET {
+            return Err("a file outside the sandbox was changed through a planted link".into());
+        }
+    }
     // Whatever the case did, nothing may exist beside the extension's own
     // sandbox directory.
     let outside: Vec<String> = std::fs::read_dir(files.path())
@@ -284,6 +297,40 @@ async fn judge(
         ));
     }
     Ok(Status::Pass)
+}
+
+/// The content of the file planted links point at.
+const OUTSIDE_SECRET: &str = "OUTSIDE-SECRET: never to be read through the sandbox";
+
+/// Plants `plants` in `sandbox` (links point at `outside_file`).
+fn plant(
+    plants: &[Plant],
+    sandbox: &std::path::Path,
+    outside_file: &std::path::Path,
+) -> Result<(), String> {
+    if plants.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(sandbox).map_err(|e| format!("creating the sandbox: {e}"))?;
+    std::fs::write(outside_file, OUTSIDE_SECRET).map_err(|e| format!("outside file: {e}"))?;
+    for p in plants {
+        let at = sandbox.join(&p.path);
+        if p.link_outside {
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(outside_file, &at)
+                .map_err(|e| format!("planting link {}: {e}", p.path))?;
+        }
+        if p.fifo {
+            let made = std::process::Command::new("mkfifo")
+                .arg(&at)
+                .status()
+                .map_err(|e| format!("mkfifo: {e}"))?;
+            if !made.success() {
+                return Err(format!("mkfifo {} failed", p.path));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn ms(d: Duration) -> f64 {
