@@ -170,6 +170,7 @@ fn engine_run(backend: impl Backend) -> impl FnMut() -> serde_json::Value {
         extension_id: minimal.manifest.extension_id.clone(),
         policy: policy.clone(),
         events: Vec::new(),
+        unenforced: Vec::new(),
     });
     move || {
         let session = Session::new(

@@ -1,13 +1,20 @@
 //! The wall-clock deadline of one execution, shared between the caller
 //! (which may cancel) and the engine (which checks it).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+/// Nanoseconds since the first deadline of this process (a monotonic
+/// base, so a start time fits in an atomic).
+fn now_ns() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    u64::try_from(BASE.get_or_init(Instant::now).elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
 
 #[derive(Debug)]
 struct Inner {
-    start: Instant,
+    start_ns: AtomicU64,
     limit_ns: AtomicU64,
 }
 
@@ -20,9 +27,20 @@ impl Deadline {
     /// A deadline `limit` from now.
     pub fn after(limit: Duration) -> Self {
         Deadline(Arc::new(Inner {
-            start: Instant::now(),
+            start_ns: AtomicU64::new(now_ns()),
             limit_ns: AtomicU64::new(u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX)),
         }))
+    }
+
+    /// Starts the clock again from now, keeping the limit: an execution
+    /// that waited in a queue gets its whole limit once it starts running.
+    /// A cancelled deadline stays expired.
+    pub fn restart(&self) {
+        self.0.start_ns.store(now_ns(), Ordering::Relaxed);
+    }
+
+    fn elapsed_ns(&self) -> u64 {
+        now_ns().saturating_sub(self.0.start_ns.load(Ordering::Relaxed))
     }
 
     /// Whether the deadline has passed (or was cancelled).
@@ -32,7 +50,8 @@ impl Deadline {
 
     /// Time left before the deadline.
     pub fn remaining(&self) -> Duration {
-        self.limit().saturating_sub(self.0.start.elapsed())
+        self.limit()
+            .saturating_sub(Duration::from_nanos(self.elapsed_ns()))
     }
 
     /// The limit it was set with (zero once cancelled).
@@ -42,12 +61,12 @@ impl Deadline {
 
     /// How far past the deadline it is now (zero before it).
     pub fn overrun(&self) -> Duration {
-        self.0.start.elapsed().saturating_sub(self.limit())
+        Duration::from_nanos(self.elapsed_ns()).saturating_sub(self.limit())
     }
 
-    /// Time since the deadline was set.
+    /// Time since the deadline was set (or last restarted).
     pub fn elapsed(&self) -> Duration {
-        self.0.start.elapsed()
+        Duration::from_nanos(self.elapsed_ns())
     }
 
     /// Pushes the deadline `by` later (not once cancelled): for host work
@@ -106,6 +125,19 @@ mod tests {
         let d = Deadline::after(Duration::from_secs(60));
         CancelOnDrop::new(d.clone()).disarm();
         assert!(!d.expired());
+    }
+
+    #[test]
+    fn restart_gives_the_whole_limit_again_but_not_after_cancel() {
+        let d = Deadline::after(Duration::from_millis(30));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(d.expired());
+        d.restart();
+        assert!(!d.expired());
+        assert!(d.remaining() > Duration::from_millis(20));
+        d.cancel();
+        d.restart();
+        assert!(d.expired());
     }
 
     #[test]

@@ -161,7 +161,15 @@ impl EngineRuntime {
         }
     }
 
-    fn check_limits(&self, info: &RuntimeInfo, policy: &EffectivePolicy) -> Result<()> {
+    /// Refuses (Strict) or lists (BestEffort) the limits `policy` needs
+    /// that the backend cannot enforce; returns the list of those it runs
+    /// without.
+    fn check_limits(
+        &self,
+        info: &RuntimeInfo,
+        policy: &EffectivePolicy,
+    ) -> Result<Vec<EngineLimit>> {
+        let mut gaps = Vec::new();
         let mut needed = EngineLimit::REQUIRED.to_vec();
         if policy.fuel.is_some() {
             needed.push(EngineLimit::Fuel);
@@ -179,10 +187,11 @@ impl EngineRuntime {
                 }
                 LimitEnforcement::BestEffort => {
                     tracing::warn!(backend = %info.name, %limit, "limit not enforced (best effort)");
+                    gaps.push(limit);
                 }
             }
         }
-        Ok(())
+        Ok(gaps)
     }
 }
 
@@ -208,7 +217,8 @@ fn entry_code(artifact: &ExtensionArtifact) -> Result<EntryCode> {
     }
 }
 
-fn new_request_id() -> String {
+/// A new request id (`req-<time>-<counter>`).
+pub(crate) fn new_request_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -238,7 +248,7 @@ impl BaseMorphRuntime for EngineRuntime {
             )));
         }
         let mut effective = policy.resolve(&manifest);
-        self.check_limits(&info, &effective)?;
+        let unenforced = self.check_limits(&info, &effective)?;
         if info.enforcement(EngineLimit::Fuel) == Enforcement::Unsupported {
             // Best effort on a backend without fuel: run without a budget
             // rather than ask the engine for something it cannot do.
@@ -249,6 +259,7 @@ impl BaseMorphRuntime for EngineRuntime {
             extension_id: manifest.extension_id.clone(),
             policy: effective.clone(),
             events: manifest.events.clone(),
+            unenforced,
         });
 
         let backend = self.backend.clone();
@@ -264,6 +275,7 @@ impl BaseMorphRuntime for EngineRuntime {
                     "describe",
                     &new_request_id(),
                     0,
+                    None,
                 );
                 let run = prepared.run(session, GuestCall::Describe);
                 Ok((prepared, run.result))
@@ -288,10 +300,11 @@ fn new_session(
     action: &str,
     request_id: &str,
     hops: u32,
+    origin: Option<&str>,
 ) -> Session {
     let limits = scope.policy.limits;
     let mut calls = CallState::new(scope.clone(), action, request_id);
-    calls.set_hops(hops);
+    calls.set_chain(hops, origin.unwrap_or(request_id));
     Session::new(
         host.clone(),
         calls,
@@ -379,7 +392,14 @@ impl LoadedExtension for EngineExtension {
             }
         };
 
-        let session = new_session(&self.host, &self.scope, action, &request_id, ctx.event_hops);
+        let session = new_session(
+            &self.host,
+            &self.scope,
+            action,
+            &request_id,
+            ctx.event_hops,
+            ctx.event_origin.as_deref(),
+        );
         let deadline = session.deadline().clone();
         let guard = CancelOnDrop::new(deadline.clone());
         let code = self.prepared.clone();
@@ -400,7 +420,14 @@ impl LoadedExtension for EngineExtension {
         guard.disarm();
 
         let result = match run {
-            Err(e) => Err(e),
+            Err(e) => {
+                // The executor failed (watchdog, engine panic, full queue):
+                // the session is gone, the execution is audited all the same.
+                let state = CallState::new(self.scope.clone(), action, &request_id);
+                let result = Err(e);
+                self.host.audit_execution(&state, &result, started);
+                result
+            }
             Ok(GuestRun { session, result }) => {
                 let (totals, events, state) = session.finish();
                 report.host_calls = totals.host_calls;

@@ -2,11 +2,12 @@
 //! on its own pool (explicit stack size, never the embedding application's
 //! async runtime) and the async API awaits the result.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::Duration;
 
-use crossbeam_channel::{Sender, unbounded};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
 use crate::deadline::Deadline;
 use crate::error::{MorphError, Result};
@@ -15,7 +16,7 @@ type Job = Box<dyn FnOnce(&Slot) + Send + 'static>;
 
 /// The next job: polled for `spin` (only by a thread that just finished
 /// one), then waited for. `None` once the pool is dropped.
-fn next_job(queue: &crossbeam_channel::Receiver<Job>, spin: Duration) -> Option<Job> {
+fn next_job(queue: &Receiver<Job>, spin: Duration) -> Option<Job> {
     let started = std::time::Instant::now();
     while started.elapsed() < spin {
         match queue.try_recv() {
@@ -39,11 +40,16 @@ struct Running {
 
 /// One execution thread's current job, if it has a deadline.
 #[derive(Default)]
-struct Slot(Mutex<Option<Running>>);
+struct Slot {
+    running: Mutex<Option<Running>>,
+    /// The watchdog gave up on this thread's execution and started a
+    /// replacement: the thread ends once the engine returns.
+    abandoned: AtomicBool,
+}
 
 impl Slot {
     fn lock(&self) -> MutexGuard<'_, Option<Running>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -65,14 +71,25 @@ pub struct ExecutorOptions {
     /// the price of up to this much busy CPU after each execution. Default
     /// 50 µs; zero parks at once.
     pub spin_before_park: Duration,
+    /// Executions that may wait for a thread; one more is refused with
+    /// `quota_exceeded` (the host is overloaded). Default 1024.
+    pub max_queued: usize,
+    /// Threads the watchdog may replace while their abandoned execution
+    /// is still running (an engine that ignores its deadline keeps its
+    /// thread until it returns): past this many, no more replacements are
+    /// started and the error log says so. Default: `threads`.
+    pub max_replaced: usize,
 }
 
 impl Default for ExecutorOptions {
     fn default() -> Self {
+        let threads = thread::available_parallelism().map_or(2, |n| n.get().max(2));
         ExecutorOptions {
-            threads: thread::available_parallelism().map_or(2, |n| n.get().max(2)),
+            threads,
             stack_size: 16 << 20,
             spin_before_park: Duration::from_micros(50),
+            max_queued: 1024,
+            max_replaced: threads,
         }
     }
 }
@@ -90,27 +107,98 @@ pub struct Executor {
     _alive: Arc<()>,
 }
 
+/// What the pool's threads and its watchdog share.
+struct Pool {
+    queue: Receiver<Job>,
+    slots: Mutex<Vec<Arc<Slot>>>,
+    options: ExecutorOptions,
+    next_id: AtomicUsize,
+    /// Threads whose execution was abandoned and that have not returned.
+    wedged: AtomicUsize,
+}
+
+impl Pool {
+    fn slots(&self) -> MutexGuard<'_, Vec<Arc<Slot>>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts one more execution thread.
+    fn spawn_thread(self: &Arc<Self>) -> std::io::Result<()> {
+        let slot = Arc::new(Slot::default());
+        self.slots().push(slot.clone());
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let pool = self.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("morph-exec-{id}"))
+            .stack_size(self.options.stack_size)
+            .spawn(move || {
+                let mut spin = Duration::ZERO;
+                while let Some(job) = next_job(&pool.queue, spin) {
+                    job(&slot);
+                    if slot.abandoned.load(Ordering::Relaxed) {
+                        // Replaced while it ran: leave the pool its size.
+                        pool.wedged.fetch_sub(1, Ordering::Relaxed);
+                        break;
+                    }
+                    spin = pool.options.spin_before_park;
+                }
+                pool.slots().retain(|s| !Arc::ptr_eq(s, &slot));
+            });
+        if let Err(e) = spawned {
+            self.slots().pop();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// One round of the watchdog: answers `timeout` for every execution
+    /// past its deadline and grace, and replaces its thread.
+    fn watch(self: &Arc<Self>) {
+        let slots: Vec<Arc<Slot>> = self.slots().clone();
+        for slot in slots {
+            let overrun = {
+                let mut running = slot.lock();
+                let late = running
+                    .as_ref()
+                    .is_some_and(|r| r.deadline.overrun() > r.grace);
+                if late { running.take() } else { None }
+            };
+            let Some(r) = overrun else { continue };
+            tracing::error!(
+                grace_ms = r.grace.as_millis() as u64,
+                "an execution did not stop at its deadline; its caller gets `timeout` and its thread is replaced"
+            );
+            (r.on_overrun)();
+            slot.abandoned.store(true, Ordering::Relaxed);
+            let wedged = self.wedged.fetch_add(1, Ordering::Relaxed) + 1;
+            if wedged > self.options.max_replaced {
+                tracing::error!(
+                    wedged,
+                    "too many execution threads are held by engines that ignore their deadline; not replacing more"
+                );
+                continue;
+            }
+            if let Err(e) = self.spawn_thread() {
+                tracing::error!(error = %e, "cannot start a replacement execution thread");
+            }
+        }
+    }
+}
+
 impl Executor {
     /// Starts a pool.
     pub fn new(options: ExecutorOptions) -> Result<Self> {
-        let (jobs, queue) = unbounded::<Job>();
+        let (jobs, queue) = bounded::<Job>(options.max_queued.max(1));
         let spawn_error = |e| MorphError::io_error(format!("cannot start execution thread: {e}"));
-        let slots: Vec<Arc<Slot>> = (0..options.threads.max(1))
-            .map(|_| Arc::default())
-            .collect();
-        for (i, slot) in slots.iter().enumerate() {
-            let (queue, slot) = (queue.clone(), slot.clone());
-            thread::Builder::new()
-                .name(format!("morph-exec-{i}"))
-                .stack_size(options.stack_size)
-                .spawn(move || {
-                    let mut spin = Duration::ZERO;
-                    while let Some(job) = next_job(&queue, spin) {
-                        job(&slot);
-                        spin = options.spin_before_park;
-                    }
-                })
-                .map_err(spawn_error)?;
+        let pool = Arc::new(Pool {
+            queue,
+            slots: Mutex::new(Vec::new()),
+            options,
+            next_id: AtomicUsize::new(0),
+            wedged: AtomicUsize::new(0),
+        });
+        for _ in 0..options.threads.max(1) {
+            pool.spawn_thread().map_err(spawn_error)?;
         }
         // The watchdog ends when the last clone of this executor is dropped.
         let alive = Arc::new(());
@@ -120,20 +208,7 @@ impl Executor {
             .spawn(move || {
                 while watching.strong_count() > 0 {
                     thread::sleep(WATCHDOG_PERIOD);
-                    for (i, slot) in slots.iter().enumerate() {
-                        let mut running = slot.lock();
-                        let overrun = running.as_ref().is_some_and(|r| {
-                            r.deadline.overrun() > r.grace
-                        });
-                        if overrun && let Some(r) = running.take() {
-                            tracing::error!(
-                                thread = %format!("morph-exec-{i}"),
-                                grace_ms = r.grace.as_millis() as u64,
-                                "an execution did not stop at its deadline; its caller gets `timeout` and the thread stays busy until the engine returns"
-                            );
-                            (r.on_overrun)();
-                        }
-                    }
+                    pool.watch();
                 }
             })
             .map_err(spawn_error)?;
@@ -165,6 +240,8 @@ impl Executor {
                 threads: 0,
                 stack_size: 0,
                 spin_before_park: Duration::ZERO,
+                max_queued: 0,
+                max_replaced: 0,
             },
             _alive: Arc::new(()),
         }
@@ -200,15 +277,23 @@ impl Executor {
     }
 
     /// Like [`run`](Self::run), with a backstop: the engine must stop `f`
-    /// at `deadline`; if it is still running `max(1 s, its limit)` later,
-    /// the watchdog logs an error and the caller gets `timeout` at once.
-    /// The thread itself cannot be killed and stays busy until `f` returns.
+    /// at `deadline`, which counts from when `f` starts running (time in
+    /// the queue is not the guest's); if it is still running
+    /// `max(1 s, its limit)` later, the watchdog logs an error, the caller
+    /// gets `timeout` at once, and a new thread takes the stuck one's
+    /// place in the pool (at most [`ExecutorOptions::max_replaced`] at a
+    /// time). The stuck thread cannot be killed: it ends when `f` returns.
+    /// More than [`ExecutorOptions::max_queued`] waiting executions are
+    /// refused with `quota_exceeded`.
     pub async fn run_until<T, F>(&self, deadline: Option<&Deadline>, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce() -> Result<T> + Send + 'static,
     {
         let Some(jobs) = &self.jobs else {
+            if let Some(deadline) = deadline {
+                deadline.restart();
+            }
             return run_caught(f);
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -216,6 +301,8 @@ impl Executor {
         let watched = deadline.map(|d| (d.clone(), tx.clone()));
         let job: Job = Box::new(move |slot: &Slot| {
             if let Some((deadline, tx)) = watched {
+                // The limit counts from here, not from when it was queued.
+                deadline.restart();
                 let grace = deadline.limit().max(Duration::from_secs(1));
                 *slot.lock() = Some(Running {
                     deadline,
@@ -237,8 +324,15 @@ impl Executor {
                 let _ = tx.send(result);
             }
         });
-        jobs.send(job)
-            .map_err(|_| MorphError::host_error("the execution pool has stopped"))?;
+        jobs.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => MorphError::quota_exceeded(format!(
+                "the execution queue is full: {} executions already wait for the {} execution threads",
+                self.options.max_queued, self.options.threads
+            )),
+            TrySendError::Disconnected(_) => {
+                MorphError::host_error("the execution pool has stopped")
+            }
+        })?;
         rx.await
             .map_err(|_| MorphError::host_error("the execution thread dropped its result"))?
     }
@@ -306,6 +400,87 @@ mod tests {
         assert!(waited < Duration::from_millis(2500), "{waited:?}");
         // The other thread still serves.
         assert_eq!(ex.run(|| Ok(1)).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stuck_thread_is_replaced_so_the_pool_keeps_serving() {
+        let ex = Executor::new(ExecutorOptions {
+            threads: 1,
+            stack_size: 1 << 20,
+            ..ExecutorOptions::default()
+        })
+        .unwrap();
+        let deadline = Deadline::after(Duration::from_millis(10));
+        let stuck = ex.run_until(Some(&deadline), || {
+            thread::sleep(Duration::from_secs(4));
+            Ok(())
+        });
+        assert_eq!(
+            stuck.await.unwrap_err().kind(),
+            crate::error::ErrorKind::Timeout
+        );
+        // The only thread is still asleep; its replacement serves at once.
+        let started = std::time::Instant::now();
+        assert_eq!(ex.run(|| Ok(2)).await.unwrap(), 2);
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "waited {:?} for the stuck thread",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_deadline_counts_from_the_start_not_the_queue() {
+        let ex = Executor::new(ExecutorOptions {
+            threads: 1,
+            stack_size: 1 << 20,
+            ..ExecutorOptions::default()
+        })
+        .unwrap();
+        let busy = ex.run(|| {
+            thread::sleep(Duration::from_millis(400));
+            Ok(())
+        });
+        let deadline = Deadline::after(Duration::from_millis(300));
+        let seen = deadline.clone();
+        let queued = ex.run_until(Some(&deadline), move || Ok(seen.remaining()));
+        let (busy, left) = tokio::join!(busy, queued);
+        busy.unwrap();
+        let left = left.unwrap();
+        assert!(
+            left > Duration::from_millis(200),
+            "the queued execution started with {left:?} of its 300 ms"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_refused_at_once() {
+        let ex = Executor::new(ExecutorOptions {
+            threads: 1,
+            stack_size: 1 << 20,
+            max_queued: 2,
+            ..ExecutorOptions::default()
+        })
+        .unwrap();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let spawn = |f: Box<dyn FnOnce() -> Result<i32> + Send>| {
+            let ex = ex.clone();
+            tokio::spawn(async move { ex.run(f).await })
+        };
+        let blocker = spawn(Box::new(move || {
+            let _ = wait.recv_timeout(Duration::from_secs(10));
+            Ok(0)
+        }));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let a = spawn(Box::new(|| Ok(1)));
+        let b = spawn(Box::new(|| Ok(1)));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let e = ex.run(|| Ok(1)).await.unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::QuotaExceeded, "{e}");
+        assert!(e.message().contains("queue is full"), "{e}");
+        release.send(()).unwrap();
+        assert_eq!(blocker.await.unwrap().unwrap(), 0);
+        assert_eq!(a.await.unwrap().unwrap() + b.await.unwrap().unwrap(), 2);
     }
 
     #[tokio::test]

@@ -63,7 +63,9 @@ pub use extension_file::{
 };
 pub use host::{CapabilityHost, CapabilityHostBuilder};
 pub use limits::{Enforcement, EngineLimit, LimitEnforcement, ResourceLimits};
-pub use manager::{ExtensionManager, InstalledExtension, MAX_EVENT_HOPS};
+pub use manager::{
+    ExtensionManager, InstalledExtension, MAX_DELIVERIES_PER_EXECUTION, MAX_EVENT_HOPS,
+};
 pub use manifest::{
     ActionSpec, AiAccess, ExtensionManifest, MANIFEST_FILE, MAX_MANIFEST_BRACKETS, Metadata,
     ON_EVENT_ACTION, ParamSpec, ParamType, RuntimeKind, validate_id,

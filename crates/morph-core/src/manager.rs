@@ -20,6 +20,15 @@ use crate::runtime::{BaseMorphRuntime, Execution, ExecutionContext, LoadedExtens
 /// listener, which emits, ...) before it is dropped with a warning.
 pub const MAX_EVENT_HOPS: u32 = 8;
 
+/// Listener executions one originating execution may cause, however wide
+/// or deep its events fan out (256); past it, the remaining deliveries are
+/// dropped with `quota_exceeded` in the audit log.
+pub const MAX_DELIVERIES_PER_EXECUTION: u32 = 256;
+
+/// Events waiting for delivery, across every caller (10,000); past it the
+/// oldest is dropped with a warning.
+const MAX_PENDING_EVENTS: usize = 10_000;
+
 /// The file holding the approved grant of an installed extension.
 const POLICY_FILE: &str = "policy.json";
 
@@ -46,10 +55,15 @@ struct ListenerQueue {
 
 impl EventBus for ListenerQueue {
     fn publish(&self, event: &Event) -> Result<()> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(event.clone());
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if pending.len() >= MAX_PENDING_EVENTS
+                && let Some(old) = pending.pop_front()
+            {
+                tracing::warn!(event = %old.name, "event dropped: too many events wait for delivery");
+            }
+            pending.push_back(event.clone());
+        }
         match &self.forward {
             Some(bus) => bus.publish(event),
             None => Ok(()),
@@ -58,11 +72,19 @@ impl EventBus for ListenerQueue {
 }
 
 impl ListenerQueue {
-    fn pop(&self) -> Option<Event> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front()
+    /// The oldest waiting event of the chain started by `origin`.
+    fn pop(&self, origin: &str) -> Option<Event> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let at = pending.iter().position(|e| e.origin == origin)?;
+        pending.remove(at)
+    }
+
+    /// Drops every waiting event of `origin`; how many there were.
+    fn drop_origin(&self, origin: &str) -> usize {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let before = pending.len();
+        pending.retain(|e| e.origin != origin);
+        before - pending.len()
     }
 }
 
@@ -235,9 +257,11 @@ impl ExtensionManager {
     }
 
     /// Executes `action` of `extension_id`, then delivers the events it
-    /// emitted (and those its listeners emit, up to [`MAX_EVENT_HOPS`]).
-    /// A listener's failure is logged and audited; it never changes this
-    /// result or another listener's delivery.
+    /// emitted (and those its listeners emit, up to [`MAX_EVENT_HOPS`] deep
+    /// and [`MAX_DELIVERIES_PER_EXECUTION`] listener executions in all):
+    /// only this execution's events, never another caller's. A listener's
+    /// failure is logged and audited; it never changes this result or
+    /// another listener's delivery.
     pub async fn execute(
         &self,
         extension_id: &str,
@@ -246,15 +270,22 @@ impl ExtensionManager {
         ctx: &ExecutionContext,
     ) -> Result<Execution> {
         let ext = self.load(extension_id).await?;
-        let execution = ext.execute_with_report(action, params, ctx).await;
-        self.deliver_events().await;
+        let mut ctx = ctx.clone();
+        let origin = ctx
+            .request_id
+            .get_or_insert_with(crate::engine::new_request_id)
+            .clone();
+        ctx.event_origin = Some(origin.clone());
+        let execution = ext.execute_with_report(action, params, &ctx).await;
+        self.deliver_events(&origin).await;
         Ok(execution)
     }
 
-    async fn deliver_events(&self) {
+    async fn deliver_events(&self, origin: &str) {
         // Who listens to what is read from disk once per batch, not per event.
         let mut listeners: Option<BTreeMap<String, Vec<String>>> = None;
-        while let Some(event) = self.queue.pop() {
+        let mut deliveries = 0u32;
+        while let Some(event) = self.queue.pop(origin) {
             if event.hops >= MAX_EVENT_HOPS {
                 tracing::warn!(event = %event.name, hops = event.hops, "event dropped: hop limit reached");
                 continue;
@@ -274,6 +305,23 @@ impl ExtensionManager {
                 .cloned()
                 .unwrap_or_default();
             for listener in targets {
+                if deliveries >= MAX_DELIVERIES_PER_EXECUTION {
+                    let left = self.queue.drop_origin(origin) + 1;
+                    let e = MorphError::quota_exceeded(format!(
+                        "event deliveries of one execution exceed {MAX_DELIVERIES_PER_EXECUTION}: `{}` and {left} waiting event(s) were not delivered",
+                        event.name
+                    ));
+                    tracing::warn!(origin, event = %event.name, "{e}");
+                    self.host.audit_refusal(
+                        &event.source,
+                        ON_EVENT_ACTION,
+                        origin,
+                        "events.deliver",
+                        &e,
+                    );
+                    return;
+                }
+                deliveries += 1;
                 let payload = match &event.payload {
                     Value::Object(_) => event.payload.clone(),
                     other => json!({ "value": other }),
@@ -281,8 +329,9 @@ impl ExtensionManager {
                 let params =
                     json!({"event": event.name, "source": event.source, "payload": payload});
                 let ctx = ExecutionContext {
-                    request_id: Some(format!("{}-{listener}", event.request_id)),
+                    request_id: Some(format!("{origin}-{deliveries}-{listener}")),
                     event_hops: event.hops + 1,
+                    event_origin: Some(origin.to_string()),
                     ..ExecutionContext::default()
                 };
                 let result = match self.load(&listener).await {

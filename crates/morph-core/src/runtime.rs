@@ -108,6 +108,11 @@ pub struct ExecutionContext {
     /// Not sent to the guest.
     #[serde(skip)]
     pub event_hops: u32,
+    /// Set by the [`ExtensionManager`](crate::ExtensionManager): the
+    /// request id of the execution whose events led here. Not sent to the
+    /// guest.
+    #[serde(skip)]
+    pub event_origin: Option<String>,
 }
 
 /// Measurements of one execution.

@@ -95,6 +95,7 @@ mod tests {
             reason: None,
             duration_us: 5,
             dropped: 0,
+            unenforced: Vec::new(),
         }
     }
 

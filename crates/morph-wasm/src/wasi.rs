@@ -193,6 +193,7 @@ mod tests {
                 fuel: None,
             },
             events: vec![],
+            unenforced: vec![],
         });
         Session::new(
             Arc::new(CapabilityHost::in_memory()),

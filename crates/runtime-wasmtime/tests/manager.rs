@@ -205,3 +205,82 @@ async fn unknown_and_uninstalled_extensions_are_not_found() {
     };
     assert_eq!(e.kind(), ErrorKind::NotFound);
 }
+
+#[tokio::test]
+async fn a_fan_out_of_events_is_bounded_per_execution() {
+    let s = setup();
+    for name in ["kitchen", "fanout"] {
+        s.manager
+            .install(&fixture(name), &HostPolicy::allow_requested())
+            .expect("install");
+    }
+    let started = std::time::Instant::now();
+    let run = s
+        .manager
+        .execute(
+            "conformance.kitchen",
+            "call",
+            json!({"op": "events.emit", "args": {"name": "done", "payload": {}}}),
+            &ExecutionContext::default(),
+        )
+        .await
+        .expect("execute");
+    assert_eq!(run.result.expect("ok"), json!({"ok": null}));
+    let records = s.audit.records();
+    let deliveries = records
+        .iter()
+        .filter(|r| r.extension_id == "conformance.fanout" && r.op == "execute")
+        .count();
+    assert_eq!(
+        deliveries,
+        morph_core::MAX_DELIVERIES_PER_EXECUTION as usize
+    );
+    let refused = records
+        .iter()
+        .find(|r| r.op == "events.deliver")
+        .expect("the refusal is audited");
+    assert_eq!(refused.outcome, "quota_exceeded");
+    assert!(!refused.allowed);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn an_execution_delivers_only_its_own_events() {
+    let s = setup();
+    for name in ["kitchen", "listener"] {
+        s.manager
+            .install(&fixture(name), &HostPolicy::allow_requested())
+            .expect("install");
+    }
+    // Another caller's event, waiting in the queue.
+    s.manager
+        .host()
+        .publish_events(vec![morph_core::host::Event {
+            source: "conformance.kitchen".into(),
+            name: "conformance.kitchen/done".into(),
+            payload: json!({"from": "another caller"}),
+            request_id: "other".into(),
+            hops: 0,
+            origin: "other".into(),
+        }]);
+    s.manager
+        .execute(
+            "conformance.kitchen",
+            "echo",
+            json!({"text": "mine"}),
+            &ExecutionContext::default(),
+        )
+        .await
+        .expect("execute");
+    let delivered = s
+        .audit
+        .records()
+        .iter()
+        .filter(|r| r.extension_id == "conformance.listener")
+        .count();
+    assert_eq!(delivered, 0, "another caller's event was delivered");
+}

@@ -246,6 +246,7 @@ mod tests {
                 payload: json!(i),
                 request_id: "r".into(),
                 hops: 0,
+                origin: String::new(),
             })
             .unwrap();
         }

@@ -46,6 +46,10 @@ pub struct ExtensionScope {
     pub policy: EffectivePolicy,
     /// Event names it may emit (from the manifest).
     pub events: Vec<String>,
+    /// Limits it runs without under `LimitEnforcement::BestEffort` (the
+    /// backend cannot enforce them); named in every execution's audit
+    /// record.
+    pub unenforced: Vec<crate::limits::EngineLimit>,
 }
 
 /// Per-execution state the host keeps: who is calling, the quotas used,
@@ -59,6 +63,8 @@ pub struct CallState {
     emitted: Vec<Event>,
     deadline: Option<Deadline>,
     hops: u32,
+    origin: String,
+    emitted_count: u32,
     /// Audit bytes this execution's host calls wrote.
     audit_bytes: u64,
     /// Host-call records over the audit budget, by (op, outcome).
@@ -76,15 +82,19 @@ impl CallState {
             emitted: Vec::new(),
             deadline: None,
             hops: 0,
+            origin: request_id.to_string(),
+            emitted_count: 0,
             audit_bytes: 0,
             audit_dropped: Default::default(),
         }
     }
 
-    /// Marks this execution as a listener delivery `hops` deep; the events
-    /// it emits carry that count.
-    pub fn set_hops(&mut self, hops: u32) {
+    /// Marks this execution as a listener delivery `hops` deep in the
+    /// chain started by the execution `origin` (a request id); the events
+    /// it emits carry both.
+    pub fn set_chain(&mut self, hops: u32, origin: &str) {
         self.hops = hops;
+        self.origin = origin.to_string();
     }
 
     /// Caps host-side waits (HTTP) to what is left before `deadline`.
@@ -101,6 +111,7 @@ impl CallState {
     pub fn renewed(&self) -> CallState {
         let mut state = CallState::new(self.scope.clone(), &self.action, &self.request_id);
         state.hops = self.hops;
+        state.origin = self.origin.clone();
         state
     }
 
@@ -206,6 +217,11 @@ impl CapabilityHostBuilder {
     }
 }
 
+/// Events one execution may emit (64); one more ends it with
+/// `quota_exceeded`. With [`MAX_EVENT_HOPS`](crate::MAX_EVENT_HOPS) and the
+/// manager's per-origin delivery budget this bounds the fan-out of a chain.
+pub const MAX_EMITS_PER_EXECUTION: u32 = 64;
+
 /// Longest guest-chosen text (error reason) kept in an audit record, in
 /// bytes after escaping; longer text is cut with a note of its length.
 pub const MAX_AUDIT_TEXT: usize = 1024;
@@ -257,6 +273,7 @@ fn audit_entry<T>(
         reason,
         duration_us: started.elapsed().as_micros() as u64,
         dropped: 0,
+        unenforced: Vec::new(),
     }
 }
 
@@ -302,6 +319,12 @@ impl CapabilityHost {
     /// records of which op and outcome were not written.
     pub fn audit_execution(&self, state: &CallState, result: &Result<Value>, started: Instant) {
         let mut record = audit_entry(state, "execute", true, result, started);
+        record.unenforced = state
+            .scope
+            .unenforced
+            .iter()
+            .map(|l| l.as_str().to_string())
+            .collect();
         if !state.audit_dropped.is_empty() {
             let total: u32 = state.audit_dropped.values().sum();
             let detail: Vec<String> = state
@@ -323,6 +346,36 @@ impl CapabilityHost {
                 .map(|r| bounded_untrusted(&r, 4 * MAX_AUDIT_TEXT).into_owned());
         }
         self.audit.record(&record);
+    }
+
+    /// Writes the record of something refused on an extension's behalf
+    /// outside a host call (for example event deliveries past their
+    /// budget): `op` with `error` for `extension_id`'s `action`.
+    pub fn audit_refusal(
+        &self,
+        extension_id: &str,
+        action: &str,
+        request_id: &str,
+        op: &str,
+        error: &MorphError,
+    ) {
+        let time_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        self.audit.record(&AuditRecord {
+            time_ms,
+            extension_id: extension_id.to_string(),
+            action: bounded_untrusted(action, MAX_AUDIT_NAME).into_owned(),
+            request_id: bounded_untrusted(request_id, MAX_AUDIT_NAME).into_owned(),
+            op: op.to_string(),
+            allowed: false,
+            outcome: error.kind().as_str().to_string(),
+            reason: Some(bounded_untrusted(error.message(), MAX_AUDIT_TEXT).into_owned()),
+            duration_us: 0,
+            dropped: 0,
+            unenforced: Vec::new(),
+        });
     }
 
     /// Publishes the events an execution emitted (after it ended). A bus
@@ -405,7 +458,14 @@ impl CapabilityHost {
             } => {
                 if !state.scope.events.contains(&event) {
                     return Err(MorphError::permission_denied(format!(
-                        "op `events.emit`: event `{event}` is not declared in the manifest of `{ext}`"
+                        "op `events.emit`: event `{}` is not declared in the manifest of `{ext}`",
+                        bounded_untrusted(&event, MAX_AUDIT_NAME)
+                    )));
+                }
+                state.emitted_count += 1;
+                if state.emitted_count > MAX_EMITS_PER_EXECUTION {
+                    return Err(MorphError::quota_exceeded(format!(
+                        "op `events.emit`: more than {MAX_EMITS_PER_EXECUTION} events in one execution"
                     )));
                 }
                 *allowed = true;
@@ -415,6 +475,7 @@ impl CapabilityHost {
                     payload,
                     request_id: state.request_id.clone(),
                     hops: state.hops,
+                    origin: state.origin.clone(),
                 });
                 Ok(Value::Null)
             }
@@ -528,6 +589,7 @@ mod tests {
                 fuel: None,
             },
             events: vec!["done".into()],
+            unenforced: vec![],
         };
         CallState::new(Arc::new(scope), "act", "req-1")
     }
@@ -612,6 +674,21 @@ mod tests {
                     .contains("fs.read permission_denied")
             );
         }
+    }
+
+    #[test]
+    fn one_execution_emits_a_bounded_number_of_events() {
+        let host = CapabilityHost::in_memory();
+        let mut st = state(&[Permission::EventEmit]);
+        for _ in 0..MAX_EMITS_PER_EXECUTION {
+            host.call(&mut st, "events.emit", json!({"name": "done"}))
+                .unwrap();
+        }
+        let e = host
+            .call(&mut st, "events.emit", json!({"name": "done"}))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::QuotaExceeded, "{e}");
+        assert_eq!(st.take_events().len(), MAX_EMITS_PER_EXECUTION as usize);
     }
 
     #[test]

@@ -42,6 +42,11 @@ pub struct Event {
     /// execution was started directly); bounds event loops.
     #[serde(default)]
     pub hops: u32,
+    /// The request id of the execution that started the chain (the one a
+    /// host called, not a listener): deliveries are counted and made per
+    /// origin, so one caller never delivers another's events.
+    #[serde(default)]
+    pub origin: String,
 }
 
 /// Where emitted events go.
@@ -76,6 +81,10 @@ pub struct AuditRecord {
     /// execution outgrew its audit budget (the reason says which).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dropped: u32,
+    /// For an execution under `LimitEnforcement::BestEffort`: the limits
+    /// its backend did not enforce (`memory`, `execution_time`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unenforced: Vec<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
