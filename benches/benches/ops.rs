@@ -76,7 +76,9 @@ fn loads(c: &mut Criterion) {
     group.finish();
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let cache = Arc::new(ModuleCache::open(dir.path()).expect("cache"));
+    let cache = Arc::new(
+        ModuleCache::open(&dir.path().join("cache"), &dir.path().join("keys/k")).expect("cache"),
+    );
     let mut group = slow_group(c, "load_cached");
     for name in ["wasmtime", "wasmtime-pulley", "wasmer"] {
         let runtime = backend(name, executor.clone(), Some(cache.clone()));

@@ -45,7 +45,7 @@ pub use file_vault::{FileVault, VAULT_KEY_ENV};
 #[cfg(feature = "http")]
 pub use http::UreqHttp;
 #[cfg(feature = "module-cache")]
-pub use module_cache::{CACHE_KEY_FILE, ModuleCache};
+pub use module_cache::{CACHE_KEY_FILE, DEFAULT_MAX_BYTES, ModuleCache};
 #[cfg(feature = "persistent")]
 pub use persistent::{data_dir, persistent_host_builder, persistent_module_cache};
 #[cfg(feature = "redb")]

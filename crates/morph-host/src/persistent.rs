@@ -42,7 +42,11 @@ pub fn persistent_host_builder(
         .audit(Arc::new(audit)))
 }
 
-/// The module cache in `data_dir` (`cache/`, with its MAC key).
+/// The module cache in `data_dir`: entries in `cache/`, the MAC key in
+/// `keys/module-cache.key` (outside the directory it authenticates).
 pub fn persistent_module_cache(data_dir: &Path) -> Result<Arc<ModuleCache>> {
-    Ok(Arc::new(ModuleCache::open(&data_dir.join("cache"))?))
+    Ok(Arc::new(ModuleCache::open(
+        &data_dir.join("cache"),
+        &data_dir.join("keys").join(crate::CACHE_KEY_FILE),
+    )?))
 }
