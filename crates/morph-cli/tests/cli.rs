@@ -122,6 +122,7 @@ fn the_issue_tracker_example_gives_the_same_answer_on_every_backend() {
     let server = morph_conformance::TestServer::start(&morph_conformance::ServerSetup {
         status: 201,
         body: r#"{"id":42}"#.into(),
+        ..Default::default()
     })
     .expect("loopback server");
     let context = format!(r#"{{"config": {{"api_url": "{}"}}}}"#, server.url);
