@@ -59,6 +59,9 @@ impl Default for ServerSetup {
     }
 }
 
+/// The header pairs of one request (names lowercase).
+pub type RequestHeaders = Vec<(String, String)>;
+
 /// The longest a server lives (and a stalled connection is held).
 const LIFETIME: Duration = Duration::from_secs(60);
 
@@ -69,7 +72,7 @@ pub struct TestServer {
     /// Its port.
     pub port: u16,
     hits: Arc<AtomicUsize>,
-    headers: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+    headers: Arc<Mutex<Vec<RequestHeaders>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -141,7 +144,7 @@ impl TestServer {
 
     /// The headers of every request it read (names lowercase), oldest
     /// first.
-    pub fn request_headers(&self) -> Vec<Vec<(String, String)>> {
+    pub fn request_headers(&self) -> Vec<RequestHeaders> {
         self.headers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -154,7 +157,7 @@ fn serve(
     mut stream: TcpStream,
     response: &str,
     stall: Option<Stall>,
-    seen: &Mutex<Vec<Vec<(String, String)>>>,
+    seen: &Mutex<Vec<RequestHeaders>>,
     stopping: &AtomicBool,
     started: Instant,
 ) {

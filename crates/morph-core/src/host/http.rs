@@ -824,4 +824,76 @@ mod tests {
         ))
         .unwrap();
     }
+
+    /// A provider that records what it was given and answers `body`.
+    struct Recording {
+        seen: std::sync::Mutex<Vec<HttpLimits>>,
+        body: Vec<u8>,
+    }
+
+    impl HttpProvider for Recording {
+        fn fetch(&self, _: &HttpRequest, limits: &HttpLimits) -> Result<HttpResponse> {
+            self.seen.lock().unwrap().push(limits.clone());
+            Ok(HttpResponse {
+                status: 200,
+                headers: vec![],
+                body: self.body.clone(),
+            })
+        }
+    }
+
+    #[test]
+    fn the_host_passes_the_real_limits_and_holds_the_cap_for_any_provider() {
+        use crate::host::{CallState, CapabilityHost, ExtensionScope};
+        use crate::limits::{LimitEnforcement, ResourceLimits};
+        use crate::permission::Permission;
+        use crate::policy::EffectivePolicy;
+        use std::sync::Arc;
+
+        let provider = Arc::new(Recording {
+            seen: Default::default(),
+            body: vec![b'x'; 10],
+        });
+        let host = CapabilityHost::builder().http(provider.clone()).build();
+        let scope = |max: u64, private_network: bool| ExtensionScope {
+            extension_id: "ext.a".into(),
+            policy: EffectivePolicy {
+                permissions: [Permission::HttpRead].into_iter().collect(),
+                allowed_hosts: vec!["api.example.com".into()],
+                limits: ResourceLimits {
+                    max_http_response_bytes: max,
+                    ..ResourceLimits::default()
+                },
+                enforcement: LimitEnforcement::Strict,
+                fuel: None,
+                private_network,
+            },
+            events: vec![],
+        };
+        let fetch = |st: &mut CallState, headers: serde_json::Value| {
+            host.call(
+                st,
+                "http.fetch",
+                serde_json::json!({"method": "GET", "url": "https://api.example.com/", "headers": headers}),
+            )
+        };
+        let mut st = CallState::new(Arc::new(scope(10, true)), "a", "r");
+        fetch(&mut st, serde_json::json!([])).unwrap();
+        let seen = provider.seen.lock().unwrap().clone();
+        assert_eq!(seen[0].max_response_bytes, 10);
+        assert!(seen[0].private_network);
+
+        // A provider that ignores the cap: the host refuses the body.
+        let mut st = CallState::new(Arc::new(scope(9, false)), "a", "r");
+        let e = fetch(&mut st, serde_json::json!([])).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::QuotaExceeded, "{e}");
+        assert!(e.message().contains("max_http_response_bytes = 9"), "{e}");
+        assert!(!provider.seen.lock().unwrap()[1].private_network);
+
+        // A crafted header never reaches the provider.
+        let e = fetch(&mut st, serde_json::json!([["X-A", "b\r\nX-Injected: 1"]])).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::HostError);
+        assert!(e.message().contains("`X-A`"), "{e}");
+        assert_eq!(provider.seen.lock().unwrap().len(), 2);
+    }
 }
