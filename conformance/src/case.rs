@@ -57,9 +57,25 @@ pub struct HostSetup {
     #[serde(default)]
     pub limits: serde_json::Map<String, Value>,
     /// A loopback HTTP server for the case; `{server}` in params becomes
-    /// its base URL.
+    /// its base URL and `{port}` its port.
     #[serde(default)]
     pub http_server: Option<crate::server::ServerSetup>,
+    /// A second loopback server (another origin: same address, another
+    /// port), started first: `{server2}` and `{port2}` in params, in
+    /// `allowed_hosts` and in the first server's headers.
+    #[serde(default)]
+    pub http_server2: Option<crate::server::ServerSetup>,
+    /// The host's private-network grant (`HostPolicy::private_network`):
+    /// the test servers are on 127.0.0.1, which is reachable only with it.
+    #[serde(default)]
+    pub private_network: bool,
+    /// Replaces the manifest's `allowed_hosts` (the extension's request),
+    /// with `{port}` and `{port2}` filled in.
+    #[serde(default)]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// The HTTP client's own timeout per `http.fetch`, in ms (default 30 s).
+    #[serde(default)]
+    pub http_timeout_ms: Option<u64>,
     /// Files planted in the extension's sandbox before the case runs, as
     /// another process could (links out of the sandbox, FIFOs).
     #[serde(default)]
@@ -109,9 +125,19 @@ pub struct Expect {
     /// These host-call audit records, in order (listed fields only).
     #[serde(default)]
     pub audit: Option<Vec<Value>>,
-    /// How many requests reached the case's HTTP server.
+    /// How many connections reached the case's HTTP server.
     #[serde(default)]
     pub server_requests: Option<usize>,
+    /// How many connections reached the second server.
+    #[serde(default)]
+    pub server2_requests: Option<usize>,
+    /// Headers every request to the server carried (lowercase names; a
+    /// value, or `null` for "absent"); it must have seen at least one.
+    #[serde(default)]
+    pub server_headers: Option<BTreeMap<String, Option<String>>>,
+    /// The same for the second server.
+    #[serde(default)]
+    pub server2_headers: Option<BTreeMap<String, Option<String>>>,
 }
 
 /// A field that is present is `Some`, even when it is `null`.

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use morph_core::host::{MemoryAuditSink, MemoryVault, RecordingEventBus, VaultProvider};
+use morph_core::host::{
+    HostPattern, MemoryAuditSink, MemoryVault, RecordingEventBus, VaultProvider,
+};
 use morph_core::{
     BaseMorphRuntime, CapabilityHost, Enforcement, ErrorKind, ExtensionArtifact, ExtensionManifest,
     HostGrant, HostPolicy, MAX_ENTRY_BYTES, MorphError, Permission, ResourceLimits, RuntimeKind,
@@ -121,7 +123,35 @@ async fn judge(
         .map(|l| l.to_string())
         .collect();
 
-    let artifact = match fixture_artifact(suite, case, kind)? {
+    let server2 = match &case.host.http_server2 {
+        Some(setup) => Some(TestServer::start(setup).map_err(|e| format!("test server 2: {e}"))?),
+        None => None,
+    };
+    let fill2 = |text: &str| match &server2 {
+        None => text.to_string(),
+        Some(s) => text
+            .replace("{server2}", &s.url)
+            .replace("{port2}", &s.port.to_string()),
+    };
+    let server = match &case.host.http_server {
+        Some(setup) => {
+            Some(TestServer::start_with(setup, &fill2).map_err(|e| format!("test server: {e}"))?)
+        }
+        None => None,
+    };
+    let fill = |text: &str| match &server {
+        None => fill2(text),
+        Some(s) => fill2(
+            &text
+                .replace("{server}", &s.url)
+                .replace("{port}", &s.port.to_string()),
+        ),
+    };
+    let with_server = |v: &Value| -> Result<Value, String> {
+        serde_json::from_str(&fill(&v.to_string())).map_err(|e| e.to_string())
+    };
+
+    let mut artifact = match fixture_artifact(suite, case, kind)? {
         Ok(artifact) => artifact,
         Err(refused) => {
             return match &case.expect.load_error {
@@ -131,6 +161,13 @@ async fn judge(
             };
         }
     };
+    if let Some(hosts) = &case.host.allowed_hosts {
+        let hosts: Vec<String> = hosts.iter().map(|h| fill(h)).collect();
+        for h in &hosts {
+            HostPattern::parse(h).map_err(|e| format!("host.allowed_hosts: {e}"))?;
+        }
+        artifact.manifest.allowed_hosts = hosts;
+    }
     let extension_id = artifact.manifest.extension_id.clone();
     let vault = Arc::new(MemoryVault::new());
     for (key, value) in &case.host.secrets {
@@ -148,16 +185,12 @@ async fn judge(
         &files.path().join(&extension_id),
         &outside_file,
     )?;
-    let server = match &case.host.http_server {
-        Some(setup) => Some(TestServer::start(setup).map_err(|e| format!("test server: {e}"))?),
-        None => None,
-    };
-    let with_server = |v: &Value| -> Result<Value, String> {
-        match &server {
-            None => Ok(v.clone()),
-            Some(s) => serde_json::from_str(&v.to_string().replace("{server}", &s.url))
-                .map_err(|e| e.to_string()),
-        }
+    let http = UreqHttp {
+        timeout: case
+            .host
+            .http_timeout_ms
+            .map_or(UreqHttp::default().timeout, Duration::from_millis),
+        ..UreqHttp::default()
     };
     let host = Arc::new(
         CapabilityHost::builder()
@@ -165,7 +198,7 @@ async fn judge(
             .events(events.clone())
             .audit(audit.clone())
             .fs(Arc::new(SandboxFs::new(files.path())))
-            .http(Arc::new(UreqHttp::default()))
+            .http(Arc::new(http))
             .build(),
     );
     let policy = HostPolicy {
@@ -177,6 +210,7 @@ async fn judge(
                 .collect::<Result<_, _>>()?,
         },
         hosts: HostGrant::AsRequested,
+        private_network: case.host.private_network,
         ..HostPolicy::default()
     };
 
@@ -269,12 +303,28 @@ async fn judge(
             .await;
         check_outcome(&step.expect, &result).map_err(|e| format!("then `{}`: {e}", step.action))?;
     }
-    if let Some(expected) = case.expect.server_requests {
-        let seen = server.as_ref().map_or(0, TestServer::requests);
-        if seen != expected {
-            return Err(format!(
-                "the test server saw {seen} requests, expected {expected}"
-            ));
+    for (name, server, requests, headers) in [
+        (
+            "the test server",
+            &server,
+            case.expect.server_requests,
+            &case.expect.server_headers,
+        ),
+        (
+            "the second test server",
+            &server2,
+            case.expect.server2_requests,
+            &case.expect.server2_headers,
+        ),
+    ] {
+        if let Some(expected) = requests {
+            let seen = server.as_ref().map_or(0, TestServer::requests);
+            if seen != expected {
+                return Err(format!("{name} saw {seen} requests, expected {expected}"));
+            }
+        }
+        if let Some(expected) = headers {
+            check_headers(name, server.as_ref(), expected)?;
         }
     }
     if outside_file.exists() {
@@ -333,13 +383,39 @@ fn plant(
     Ok(())
 }
 
+/// Every request `server` received carried the `expected` headers (a
+/// value, or `None` for "absent"), and there was at least one.
+fn check_headers(
+    name: &str,
+    server: Option<&TestServer>,
+    expected: &std::collections::BTreeMap<String, Option<String>>,
+) -> Result<(), String> {
+    let requests = server.map(TestServer::request_headers).unwrap_or_default();
+    if requests.is_empty() {
+        return Err(format!("{name} received no request to check headers on"));
+    }
+    for (i, headers) in requests.iter().enumerate() {
+        for (key, want) in expected {
+            let got = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v.clone());
+            if got != *want {
+                return Err(format!(
+                    "{name}, request {}: header `{key}` is {got:?}, expected {want:?}",
+                    i + 1
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
-/// Builds the artifact of `case`'s fixture for `kind`, with the case's
-/// limit overrides applied to the manifest.
-/// The case's fixture for `kind`: `Err` when the fixture itself is
+/// The case's fixture for `kind` (the case's limit overrides applied): `Err` when the fixture itself is
 /// broken, `Ok(Err(..))` when the loader's file rules refuse its entry
 /// (which the case then judges as the load error).
 fn fixture_artifact(

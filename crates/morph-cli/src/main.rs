@@ -52,6 +52,11 @@ enum Command {
         /// are also read from the vault file, then from MORPH_SECRET_<EXTENSION>__<KEY> variables.
         #[arg(long = "secret", value_name = "KEY=VALUE")]
         secrets: Vec<String>,
+        /// Let `http.fetch` reach loopback, private and other non-public
+        /// addresses (a local test server, say) when an allowed host
+        /// resolves to one. Off by default: no manifest opens them.
+        #[arg(long)]
+        allow_private_network: bool,
     },
     /// Print the Describe document of the extension in DIR.
     Describe {
@@ -257,6 +262,7 @@ async fn run(command: Command) -> Result<ExitCode> {
             context,
             backend,
             secrets,
+            allow_private_network,
         } => {
             let params = parse_json(&params, "--params")?;
             let context: ExecutionContext = match context {
@@ -266,7 +272,7 @@ async fn run(command: Command) -> Result<ExitCode> {
             };
             let artifact = ExtensionArtifact::from_dir(&dir)?;
             let runtime = pick_backend(backend.as_deref(), artifact.manifest.runtime)?;
-            let policy = HostPolicy::allow_requested();
+            let policy = HostPolicy::allow_requested().private_network(allow_private_network);
             let vault = Arc::new(MemoryVault::new());
             for pair in &secrets {
                 let (key, value) = pair.split_once('=').ok_or_else(|| {

@@ -122,6 +122,7 @@ fn the_issue_tracker_example_gives_the_same_answer_on_every_backend() {
     let server = morph_conformance::TestServer::start(&morph_conformance::ServerSetup {
         status: 201,
         body: r#"{"id":42}"#.into(),
+        ..Default::default()
     })
     .expect("loopback server");
     let context = format!(r#"{{"config": {{"api_url": "{}"}}}}"#, server.url);
@@ -149,6 +150,7 @@ fn the_issue_tracker_example_gives_the_same_answer_on_every_backend() {
                 "token=t0k3n",
                 "--backend",
                 backend,
+                "--allow-private-network",
             ],
         );
         assert_eq!(o.status.code(), Some(0), "{backend}: {}", stderr(&o));
@@ -189,6 +191,26 @@ fn the_issue_tracker_example_gives_the_same_answer_on_every_backend() {
         ],
     );
     assert_error(&o, "extension_error", "no_token");
+    assert_eq!(server.requests(), backends.len());
+
+    // Without --allow-private-network the loopback server is out of reach,
+    // although the manifest lists 127.0.0.1: nothing is sent.
+    let o = morph_in(
+        data.path(),
+        &[
+            "run",
+            "examples/issue-tracker",
+            "create_issue",
+            "--params",
+            r#"{"title": "x"}"#,
+            "--context",
+            &context,
+            "--secret",
+            "token=t0k3n",
+        ],
+    );
+    assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("private networks"), "{}", stderr(&o));
     assert_eq!(server.requests(), backends.len());
 }
 
@@ -341,7 +363,7 @@ fn the_issue_tracker_is_the_same_in_three_languages() {
         let o = morph_in(data.path(), &["describe", dir]);
         lines.push(format!("describe: {}", String::from_utf8_lossy(&o.stdout)));
         for (name, args) in &steps {
-            let mut argv = vec!["run", dir];
+            let mut argv = vec!["run", dir, "--allow-private-network"];
             argv.extend(args);
             let o = morph_in(data.path(), &argv);
             let err = stderr(&o);

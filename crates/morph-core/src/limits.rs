@@ -24,6 +24,11 @@ pub struct ResourceLimits {
     pub max_output_bytes: u64,
     /// Host calls per execution. Default 1000.
     pub max_host_calls: u32,
+    /// Largest `http.fetch` response body, in bytes as received (the final
+    /// response after redirects, before it is encoded into the envelope).
+    /// A larger body ends the execution with `quota_exceeded`. Default
+    /// 10 MiB (10485760).
+    pub max_http_response_bytes: u64,
 }
 
 impl Default for ResourceLimits {
@@ -35,6 +40,7 @@ impl Default for ResourceLimits {
             max_file_size_mb: 10,
             max_output_bytes: 1 << 20,
             max_host_calls: 1000,
+            max_http_response_bytes: 10 << 20,
         }
     }
 }
@@ -49,6 +55,9 @@ impl ResourceLimits {
             max_file_size_mb: self.max_file_size_mb.min(ceiling.max_file_size_mb),
             max_output_bytes: self.max_output_bytes.min(ceiling.max_output_bytes),
             max_host_calls: self.max_host_calls.min(ceiling.max_host_calls),
+            max_http_response_bytes: self
+                .max_http_response_bytes
+                .min(ceiling.max_http_response_bytes),
         }
     }
 
@@ -65,6 +74,7 @@ impl ResourceLimits {
             ("max_execution_ms", self.max_execution_ms == 0),
             ("max_file_size_mb", self.max_file_size_mb == 0),
             ("max_output_bytes", self.max_output_bytes == 0),
+            ("max_http_response_bytes", self.max_http_response_bytes == 0),
         ]
         .into_iter()
         .find_map(|(name, zero)| zero.then_some(name))
@@ -172,5 +182,15 @@ mod tests {
         let capped = request.capped_by(&ResourceLimits::default());
         assert_eq!(capped.max_memory_mb, 128);
         assert_eq!(capped.max_execution_ms, 10);
+        assert_eq!(capped.max_http_response_bytes, 10 << 20);
+        let small = ResourceLimits {
+            max_http_response_bytes: 4,
+            ..ResourceLimits::default()
+        };
+        assert_eq!(
+            request.capped_by(&small).max_http_response_bytes,
+            4,
+            "the host's ceiling caps the response size"
+        );
     }
 }

@@ -205,7 +205,10 @@ pub struct ExtensionManifest {
     /// Requested permissions (deny by default).
     #[serde(default)]
     pub permissions: PermissionSet,
-    /// Hosts `http.fetch` may reach: exact names or `*.example.com`.
+    /// Hosts `http.fetch` may reach: exact names or IP addresses, or
+    /// `*.example.com` (subdomains), each optionally with `:port` (see
+    /// [`HostPattern`](crate::host::HostPattern)). Non-public addresses stay
+    /// closed unless the host's policy allows private networks.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
     /// Requested resource limits; missing ones take the defaults.
@@ -423,19 +426,7 @@ fn validate_name(name: &str) -> std::result::Result<(), String> {
 }
 
 fn validate_host_pattern(host: &str) -> std::result::Result<(), String> {
-    let bare = host.strip_prefix("*.").unwrap_or(host);
-    let ok = !bare.is_empty()
-        && bare
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
-        && !bare.contains('*');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{host}` must be a host name, an IP address or `*.domain`"
-        ))
-    }
+    crate::host::HostPattern::parse(host).map(|_| ())
 }
 
 #[cfg(test)]
@@ -562,5 +553,28 @@ events: [issue_created]
         let e = ExtensionManifest::from_yaml(&deepest, "m.yaml").unwrap_err();
         assert!(e.message().contains("unknown field `x`"), "{e}");
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn allowed_hosts_take_ports_and_refuse_what_would_never_match() {
+        let with =
+            |hosts: &str| GOOD.replace("events:", &format!("allowed_hosts: {hosts}\nevents:"));
+        let m = ExtensionManifest::from_yaml(
+            &with("['127.0.0.1:8080', '[::1]:80', '*.example.com:8443', api.example.com]"),
+            "m.yaml",
+        )
+        .unwrap();
+        assert_eq!(m.allowed_hosts.len(), 4);
+        for bad in [
+            "'*.0.0.1'",
+            "'a:b:c'",
+            "'host:0'",
+            "'host:99999'",
+            "'*'",
+            "'127.1'",
+        ] {
+            let msg = err(&with(&format!("[{bad}]")));
+            assert!(msg.contains("allowed_hosts[0]"), "{bad}: {msg}");
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::host::HostPattern;
 use crate::limits::{LimitEnforcement, ResourceLimits};
 use crate::manifest::ExtensionManifest;
 use crate::permission::PermissionSet;
@@ -37,6 +38,14 @@ pub struct HostPolicy {
     /// An instruction budget per execution (`fuel_exhausted` when spent).
     /// Default: off.
     pub fuel: Option<u64>,
+    /// Whether `http.fetch` may reach loopback, private, link-local and
+    /// the other non-public addresses (see
+    /// [`non_public`](crate::host::non_public)) for this extension, when
+    /// an allowed host resolves to one. Default: false. Only the host sets
+    /// it: no manifest entry opens these networks, not even through
+    /// [`HostPolicy::allow_requested`].
+    #[serde(default)]
+    pub private_network: bool,
 }
 
 impl Default for HostPolicy {
@@ -47,6 +56,7 @@ impl Default for HostPolicy {
             ceilings: ResourceLimits::default(),
             enforcement: LimitEnforcement::Strict,
             fuel: None,
+            private_network: false,
         }
     }
 }
@@ -79,6 +89,13 @@ impl HostPolicy {
         self
     }
 
+    /// Lets `http.fetch` reach non-public addresses (loopback, private
+    /// networks, link-local, ...) for this extension.
+    pub fn private_network(mut self, allow: bool) -> Self {
+        self.private_network = allow;
+        self
+    }
+
     /// Caps every limit by `ceilings`.
     pub fn ceilings(mut self, ceilings: ResourceLimits) -> Self {
         self.ceilings = ceilings;
@@ -90,12 +107,20 @@ impl HostPolicy {
         let allowed_hosts = match &self.hosts {
             HostGrant::None => Vec::new(),
             HostGrant::AsRequested => manifest.allowed_hosts.clone(),
-            HostGrant::Only(list) => manifest
-                .allowed_hosts
-                .iter()
-                .filter(|h| list.contains(h))
-                .cloned()
-                .collect(),
+            // Compared as parsed patterns: `API.example.com` is
+            // `api.example.com`, `::1` is `[::1]`.
+            HostGrant::Only(list) => {
+                let granted: Vec<HostPattern> = list
+                    .iter()
+                    .filter_map(|g| HostPattern::parse(g).ok())
+                    .collect();
+                manifest
+                    .allowed_hosts
+                    .iter()
+                    .filter(|h| HostPattern::parse(h).is_ok_and(|h| granted.contains(&h)))
+                    .cloned()
+                    .collect()
+            }
         };
         EffectivePolicy {
             permissions: manifest.permissions.intersection(&self.granted),
@@ -103,6 +128,7 @@ impl HostPolicy {
             limits: manifest.resource_limits.capped_by(&self.ceilings),
             enforcement: self.enforcement,
             fuel: self.fuel,
+            private_network: self.private_network,
         }
     }
 }
@@ -120,6 +146,10 @@ pub struct EffectivePolicy {
     pub enforcement: LimitEnforcement,
     /// Instruction budget, if any.
     pub fuel: Option<u64>,
+    /// Whether `http.fetch` may reach non-public addresses (the host's
+    /// [`HostPolicy::private_network`]).
+    #[serde(default)]
+    pub private_network: bool,
 }
 
 impl fmt::Display for EffectivePolicy {
@@ -127,16 +157,22 @@ impl fmt::Display for EffectivePolicy {
         let l = &self.limits;
         write!(
             f,
-            "permissions: {}; allowed hosts: {}; limits: memory {} MiB, time {} ms, http {} requests, files {} MiB, output {} bytes, host calls {}; enforcement: {:?}",
+            "permissions: {}; allowed hosts: {}{}; limits: memory {} MiB, time {} ms, http {} requests, http response {} bytes, files {} MiB, output {} bytes, host calls {}; enforcement: {:?}",
             self.permissions,
             if self.allowed_hosts.is_empty() {
                 "(none)".to_string()
             } else {
                 self.allowed_hosts.join(", ")
             },
+            if self.private_network {
+                " (private networks allowed)"
+            } else {
+                ""
+            },
             l.max_memory_mb,
             l.max_execution_ms,
             l.max_http_requests,
+            l.max_http_response_bytes,
             l.max_file_size_mb,
             l.max_output_bytes,
             l.max_host_calls,
@@ -188,5 +224,33 @@ mod tests {
             vec![Permission::VaultRead]
         );
         assert_eq!(eff.allowed_hosts, vec!["api.example.com".to_string()]);
+        assert!(!eff.private_network);
+    }
+
+    #[test]
+    fn host_grants_compare_parsed_patterns_and_private_networks_come_from_the_host() {
+        let policy = HostPolicy::allow_requested().hosts(["API.Example.com.", "*.OTHER.org"]);
+        assert_eq!(
+            policy.resolve(&manifest()).allowed_hosts,
+            vec!["api.example.com".to_string(), "*.other.org".to_string()]
+        );
+        assert!(
+            !HostPolicy::allow_requested()
+                .resolve(&manifest())
+                .private_network
+        );
+        let eff = HostPolicy::allow_requested()
+            .private_network(true)
+            .resolve(&manifest());
+        assert!(eff.private_network);
+        assert!(
+            eff.to_string().contains("private networks allowed"),
+            "{eff}"
+        );
+        // Policies saved before the field existed still load.
+        let mut saved = serde_json::to_value(HostPolicy::default()).unwrap();
+        saved.as_object_mut().unwrap().remove("private_network");
+        let back: HostPolicy = serde_json::from_value(saved).unwrap();
+        assert!(!back.private_network);
     }
 }

@@ -152,7 +152,11 @@ impl Session {
     /// is in host memory: the deadline, `max_output_bytes` and
     /// `max_host_calls` are checked, then the request is performed.
     /// Returns the response envelope; an error ends the execution
-    /// (recorded as fatal).
+    /// (recorded as fatal). A call that returns past the deadline (a slow
+    /// `http.fetch` is capped to the time left, so it ends there) ends the
+    /// execution with `timeout`, whatever it answered: the same on every
+    /// backend, whether or not the engine would check the clock again
+    /// before the guest returns.
     pub fn guest_call(&mut self, request: &[u8]) -> Result<Vec<u8>> {
         let r = (|| {
             if self.deadline.expired() {
@@ -160,7 +164,11 @@ impl Session {
             }
             self.check_output_len(request.len() as u64, "host call request")?;
             self.count_host_call()?;
-            self.call_json(request)
+            let response = self.call_json(request)?;
+            if self.deadline.expired() {
+                return Err(self.timeout_error());
+            }
+            Ok(response)
         })();
         r.map_err(|e| self.fail(e))
     }
@@ -269,4 +277,71 @@ pub struct SessionTotals {
     pub peak_memory_bytes: u64,
     /// Fuel consumed, where the engine counts it.
     pub fuel_used: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{ExtensionScope, HttpLimits, HttpProvider, HttpRequest, HttpResponse};
+    use crate::limits::LimitEnforcement;
+    use crate::permission::Permission;
+    use crate::policy::EffectivePolicy;
+    use std::time::Duration;
+
+    /// Answers after `delay`, or at `limits.timeout` if that comes first
+    /// (as a real client would).
+    struct SlowHttp(Duration);
+
+    impl HttpProvider for SlowHttp {
+        fn fetch(&self, _: &HttpRequest, limits: &HttpLimits) -> Result<HttpResponse> {
+            std::thread::sleep(self.0.min(limits.timeout));
+            Ok(HttpResponse {
+                status: 200,
+                headers: vec![],
+                body: b"late".to_vec(),
+            })
+        }
+    }
+
+    fn session(delay: Duration, limit: Duration) -> Session {
+        let host = CapabilityHost::builder()
+            .http(Arc::new(SlowHttp(delay)))
+            .build();
+        let scope = ExtensionScope {
+            extension_id: "ext.a".into(),
+            policy: EffectivePolicy {
+                permissions: [Permission::HttpRead].into_iter().collect(),
+                allowed_hosts: vec!["api.example.com".into()],
+                limits: ResourceLimits::default(),
+                enforcement: LimitEnforcement::Strict,
+                fuel: None,
+                private_network: false,
+            },
+            events: vec![],
+            unenforced: vec![],
+        };
+        Session::new(
+            Arc::new(host),
+            CallState::new(Arc::new(scope), "act", "req-1"),
+            ResourceLimits::default(),
+            None,
+            Deadline::after(limit),
+        )
+    }
+
+    const FETCH: &[u8] =
+        br#"{"op": "http.fetch", "args": {"method": "GET", "url": "https://api.example.com/"}}"#;
+
+    #[test]
+    fn a_host_call_that_returns_past_the_deadline_ends_the_execution_with_timeout() {
+        let mut s = session(Duration::from_secs(5), Duration::from_millis(100));
+        let e = s.guest_call(FETCH).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+        assert_eq!(s.take_fatal().map(|e| e.kind()), Some(ErrorKind::Timeout));
+
+        let mut s = session(Duration::ZERO, Duration::from_secs(30));
+        let response = s.guest_call(FETCH).unwrap();
+        assert!(String::from_utf8_lossy(&response).contains("late"));
+        assert!(s.take_fatal().is_none());
+    }
 }

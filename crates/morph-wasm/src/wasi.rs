@@ -191,6 +191,7 @@ mod tests {
                 limits,
                 enforcement: LimitEnforcement::Strict,
                 fuel: None,
+                private_network: false,
             },
             events: vec![],
             unenforced: vec![],

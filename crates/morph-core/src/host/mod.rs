@@ -23,8 +23,9 @@ use serde_json::{Value, json};
 
 pub use fs::FsProvider;
 pub use http::{
-    HttpLimits, HttpProvider, HttpRequest, HttpResponse, check_url, host_allowed, is_public,
-    listed_exactly, parse_url,
+    CREDENTIAL_HEADERS, FORBIDDEN_HEADERS, HostPattern, HttpLimits, HttpProvider, HttpRequest,
+    HttpResponse, MAX_REQUEST_HEADERS, address_allowed, check_url, effective_port, host_allowed,
+    is_public, non_public, parse_url, response_too_large, validate_request,
 };
 pub use memory::{MemoryAuditSink, MemoryDataStore, MemoryVault, RecordingEventBus, validate_key};
 pub use op::{HostOp, OP_NAMES};
@@ -492,8 +493,15 @@ impl CapabilityHost {
                         "op `http.fetch`: more than max_http_requests = {max} in one execution"
                     )));
                 }
-                let allowed_hosts = &state.scope.policy.allowed_hosts;
-                check_url(&url, allowed_hosts)?;
+                let request = HttpRequest {
+                    method,
+                    url,
+                    headers,
+                    body,
+                };
+                validate_request(&request)?;
+                let policy = &state.scope.policy;
+                check_url(&request.url, &policy.allowed_hosts)?;
                 let http = self.http.as_ref().ok_or_else(|| {
                     MorphError::unsupported("op `http.fetch`: this host has no HTTP provider")
                 })?;
@@ -501,20 +509,21 @@ impl CapabilityHost {
                     .deadline
                     .as_ref()
                     .map_or(std::time::Duration::MAX, Deadline::remaining);
+                let max_response_bytes = policy.limits.max_http_response_bytes;
                 *allowed = true;
                 let response = http.fetch(
-                    &HttpRequest {
-                        method,
-                        url,
-                        headers,
-                        body,
-                    },
+                    &request,
                     &HttpLimits {
-                        allowed_hosts: allowed_hosts.clone(),
+                        allowed_hosts: policy.allowed_hosts.clone(),
+                        private_network: policy.private_network,
                         timeout,
-                        max_response_bytes: u64::MAX,
+                        max_response_bytes,
                     },
                 )?;
+                // Whatever the provider: the cap holds.
+                if response.body.len() as u64 > max_response_bytes {
+                    return Err(response_too_large(&request.url, max_response_bytes));
+                }
                 let headers: Vec<[String; 2]> =
                     response.headers.into_iter().map(|(k, v)| [k, v]).collect();
                 Ok(match String::from_utf8(response.body) {
@@ -587,6 +596,7 @@ mod tests {
                 limits: ResourceLimits::default(),
                 enforcement: LimitEnforcement::Strict,
                 fuel: None,
+                private_network: false,
             },
             events: vec!["done".into()],
             unenforced: vec![],
