@@ -15,7 +15,7 @@ use morph_core::{
 use crate::cache::CompiledModuleCache;
 use crate::context::GuestContext;
 use crate::driver::drive;
-use crate::instrument;
+use crate::instrument::{self, Instrumentation};
 use crate::module::{GuestExport, Import, WasmModule};
 
 /// A WebAssembly engine, as its backend crate adapts it. Everything here
@@ -32,10 +32,10 @@ pub trait WasmEngine: Send + Sync + 'static {
     /// What it is and what it enforces.
     fn info(&self) -> RuntimeInfo;
 
-    /// Whether the engine relies on core's instrumentation for the
-    /// deadline and the memory cap (see [`instrument`]). Default: no.
-    fn instrumented(&self) -> bool {
-        false
+    /// What the engine needs from core's instrumentation (see
+    /// [`instrument`]). Default: nothing.
+    fn instrumentation(&self) -> Instrumentation {
+        Instrumentation::None
     }
 
     /// Native stack an execution thread must offer (see
@@ -197,11 +197,12 @@ impl<E: WasmEngine> Backend for WasmBackend<E> {
         let max_memory = policy.limits.max_memory_bytes();
         module.check_memory_limit(max_memory)?;
         let mut imports = module.imports().to_vec();
-        let wasm = if self.engine.instrumented() {
-            imports.extend(Import::instrumentation());
-            Cow::Owned(instrument::instrument(module.bytes(), max_memory)?)
-        } else {
-            Cow::Borrowed(module.bytes())
+        let wasm = match self.engine.instrumentation() {
+            Instrumentation::None => Cow::Borrowed(module.bytes()),
+            how => {
+                imports.extend(Import::instrumentation());
+                Cow::Owned(instrument::instrument(module.bytes(), max_memory, how)?)
+            }
         };
         let compiled = self.compile(&wasm)?;
         let linked = self.engine.link(compiled, imports.into())?;

@@ -34,7 +34,9 @@ pub use adapter::{EngineInstance, NotInstantiated, WasmBackend, WasmEngine};
 pub use cache::CompiledModuleCache;
 pub use context::GuestContext;
 pub use guest_memory::{GuestMemory, guest_range, guest_slice, guest_slice_mut};
+pub use instrument::Instrumentation;
 pub use module::{
-    GuestExport, HostImport, IMPORT_MODULE, Import, ImportKind, MAX_TABLE_ELEMENTS, MAX_TABLES,
-    WASI_MODULE, WasmModule, WasmType, accepted_features,
+    GuestExport, HostImport, IMPORT_MODULE, Import, ImportKind, MAX_CONTROL_DEPTH,
+    MAX_TABLE_ELEMENTS, MAX_TABLES, START_EXPORT, WASI_MODULE, WasmModule, WasmType,
+    accepted_features,
 };

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use morph_core::{MorphError, Result};
 use morph_wasm::{
-    EngineInstance, GuestContext, GuestExport, Import, NotInstantiated, WasmEngine, WasmType,
+    EngineInstance, GuestContext, GuestExport, Import, Instrumentation, NotInstantiated,
+    WasmEngine, WasmType,
 };
 use wasmer::{
     Function, FunctionEnv, FunctionEnvMut, FunctionType, Imports, Instance, Memory, Module,
@@ -43,8 +44,8 @@ impl WasmEngine for WasmerEngine {
         crate::info()
     }
 
-    fn instrumented(&self) -> bool {
-        true
+    fn instrumentation(&self) -> Instrumentation {
+        Instrumentation::Full
     }
 
     fn compile(&self, wasm: &[u8]) -> Result<Module> {

@@ -22,7 +22,8 @@
 //!   few thousand loop iterations and function entries.
 //! - `max_memory_mb`: **instrumented** (wasmer's `Tunables` are per engine,
 //!   not per extension): `memory.grow` is rewritten to refuse growth past
-//!   the cap with `memory_limit`.
+//!   the cap with `memory_limit`, and `table.grow` past 2^20 elements the
+//!   same way (wasmer has no table limiter).
 //! - stack: **native**: wasmer traps on stack exhaustion (`stack_overflow`).
 //! - fuel: unsupported (a host that asks for fuel gets `unsupported`).
 //!
