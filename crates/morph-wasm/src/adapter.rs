@@ -38,6 +38,15 @@ pub trait WasmEngine: Send + Sync + 'static {
         Instrumentation::None
     }
 
+    /// The largest linear memory the engine can give an instance, in bytes
+    /// (an engine configured for a small address space reserves less per
+    /// memory). A policy whose `max_memory_mb` is above it is refused with
+    /// `unsupported`: growth between the two would return -1 here and end
+    /// with `memory_limit` elsewhere. Default: no bound.
+    fn max_memory_bytes(&self) -> u64 {
+        u64::MAX
+    }
+
     /// Native stack an execution thread must offer (see
     /// [`Backend::native_stack_needed`]). Default 0.
     fn native_stack_needed(&self) -> usize {
@@ -195,6 +204,15 @@ impl<E: WasmEngine> Backend for WasmBackend<E> {
         let (origin, text, bytes) = code.wasm(&self.engine.info().name)?;
         let module = WasmModule::parse(bytes, text, origin)?;
         let max_memory = policy.limits.max_memory_bytes();
+        let engine_max = self.engine.max_memory_bytes();
+        if max_memory > engine_max {
+            return Err(MorphError::unsupported(format!(
+                "backend `{}` is configured for linear memories of at most {} MiB, below max_memory_mb = {} (give the engine a larger memory reservation, or lower the limit)",
+                self.engine.info().name,
+                engine_max >> 20,
+                max_memory >> 20
+            )));
+        }
         module.check_memory_limit(max_memory)?;
         let mut imports = module.imports().to_vec();
         let wasm = match self.engine.instrumentation() {

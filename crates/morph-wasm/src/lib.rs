@@ -22,6 +22,7 @@
 #![deny(unsafe_code)]
 
 mod adapter;
+mod address_space;
 mod cache;
 mod context;
 mod driver;
@@ -31,6 +32,7 @@ mod module;
 pub mod wasi;
 
 pub use adapter::{EngineInstance, NotInstantiated, WasmBackend, WasmEngine};
+pub use address_space::address_space_limit;
 pub use cache::CompiledModuleCache;
 pub use context::GuestContext;
 pub use guest_memory::{GuestMemory, guest_range, guest_slice, guest_slice_mut};

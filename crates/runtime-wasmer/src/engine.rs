@@ -48,15 +48,23 @@ impl WasmEngine for WasmerEngine {
         Instrumentation::Full
     }
 
+    fn max_memory_bytes(&self) -> u64 {
+        self.options.memory_reservation
+    }
+
     fn compile(&self, wasm: &[u8]) -> Result<Module> {
         Module::new(&self.engine, wasm)
             .map_err(|e| MorphError::invalid_module(format!("wasmer cannot compile it: {e}")))
     }
 
     fn cache_fingerprint(&self) -> Option<String> {
+        // Artifacts embed the memory layout (bound and guard), which
+        // `deterministic_id` does not cover.
         Some(format!(
-            "wasmer-{WASMER_VERSION}-{}",
-            self.engine.deterministic_id()
+            "wasmer-{WASMER_VERSION}-{}-{:x}-{:x}",
+            self.engine.deterministic_id(),
+            self.options.memory_reservation,
+            self.options.memory_guard
         ))
     }
 
