@@ -199,3 +199,54 @@ async fn small_slices_resume_big_blocks_and_count_fuel_exactly() {
         "fuel used per slice size: {used:?}"
     );
 }
+
+/// `run`: counts to 1, grows a table by 1,000,000 elements (125,000 fuel,
+/// charged at the `table.grow`), counts to 2; true when the count is 2 and
+/// the table has 1,000,001 elements.
+const TABLE_GROW: &str = r#"(module
+  (memory (export "memory") 1)
+  (table $t 1 funcref)
+  (global $n (mut i32) (i32.const 0))
+  (global $heap (mut i32) (i32.const 4096))
+  (data (i32.const 16) "{\"name\":\"Grow\",\"version\":\"1.0.0\",\"actions\":[{\"name\":\"run\",\"description\":\"Grows a table once.\",\"parameters\":[]}],\"events\":[],\"config_schema\":{}}")
+  (data (i32.const 256) "{\"ok\":true}{\"ok\":false}")
+  (func (export "morph_abi_version") (result i32) (i32.const 1))
+  (func (export "morph_alloc") (param i32) (result i32)
+    (global.get $heap)
+    (global.set $heap (i32.add (global.get $heap) (local.get 0))))
+  (func (export "describe") (result i64)
+    (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const 143)))
+  (func (export "execute") (param i32 i32 i32 i32 i32 i32) (result i64)
+    (global.set $n (i32.add (global.get $n) (i32.const 1)))
+    (drop (table.grow $t (ref.null func) (i32.const 1000000)))
+    (global.set $n (i32.add (global.get $n) (i32.const 1)))
+    (if (result i64)
+      (i32.and (i32.eq (global.get $n) (i32.const 2))
+               (i32.eq (table.size $t) (i32.const 1000001)))
+      (then (i64.or (i64.shl (i64.const 256) (i64.const 32)) (i64.const 11)))
+      (else (i64.or (i64.shl (i64.const 267) (i64.const 32)) (i64.const 12))))))"#;
+
+/// A `table.grow` that runs out of fuel resumes where it stopped: the
+/// count before it is not done again. wasmi 2.0.0 does not save the
+/// instruction pointer on this one out-of-fuel path (its `memory.grow` and
+/// `table.copy/fill/init` do), so a resumed call restarts at the last
+/// saved position; the guest's count ran twice when this backend did not
+/// instrument. Core's resource instrumentation moves every `table.grow`
+/// into an injected function whose instructions before it only read, so
+/// restarting there is harmless.
+#[tokio::test]
+async fn a_table_grow_that_runs_out_of_fuel_resumes_in_place() {
+    let wasm = wat::parse_str(TABLE_GROW).expect("wat");
+    for fuel_slice in [1_000, 1_000_000] {
+        let options = WasmiOptions {
+            fuel_slice,
+            ..WasmiOptions::default()
+        };
+        let ext = load(wasm.clone(), options, &HostPolicy::allow_requested()).await;
+        let out = ext
+            .execute("run", json!({}), &ExecutionContext::default())
+            .await
+            .expect("runs");
+        assert_eq!(out, json!(true), "fuel_slice {fuel_slice}");
+    }
+}
