@@ -36,9 +36,10 @@ async fn child(scenario: &str) {
 
 /// Loads the kitchen fixture on `backend` and runs it: an echo, a memory
 /// bomb that must end with `memory_limit` at 16 MiB, then `concurrent`
-/// echoes at once.
+/// echoes at once; then the whole conformance suite.
 async fn exercise(backend: impl morph_core::Backend, concurrent: usize) {
-    let runtime = EngineRuntime::new(backend).expect("runtime");
+    let runtime: Arc<dyn BaseMorphRuntime> =
+        Arc::new(EngineRuntime::new(backend).expect("runtime"));
     let dir = morph_conformance::Suite::bundled()
         .expect("suite")
         .root
@@ -80,6 +81,14 @@ async fn exercise(backend: impl morph_core::Backend, concurrent: usize) {
     while let Some(done) = set.join_next().await {
         done.expect("task").expect("concurrent echo runs");
     }
+    let suite = morph_conformance::Suite::bundled().expect("suite");
+    let name = runtime.info().name;
+    let matrix = morph_conformance::Matrix::run(&suite, &[(name, runtime)]).await;
+    assert!(matrix.failures().is_empty(), "{}", matrix.render());
+    println!(
+        "  the conformance suite passes ({} cases)",
+        suite.cases.len()
+    );
 }
 
 /// As many executions at once as Morph's shared pool runs, twice over.
