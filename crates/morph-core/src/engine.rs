@@ -123,7 +123,7 @@ pub trait PreparedExtension: Send + Sync {
 
 /// How long a load may take to prepare an extension (validate, instrument
 /// and compile its code) by default; see [`EngineRuntime::with_load_budget`].
-const DEFAULT_LOAD_BUDGET: Duration = Duration::from_secs(10);
+const DEFAULT_LOAD_BUDGET: Duration = Duration::from_secs(30);
 
 /// [`BaseMorphRuntime`] for any [`Backend`].
 pub struct EngineRuntime {
@@ -168,14 +168,16 @@ impl EngineRuntime {
     }
 
     /// Sets how long a load may spend preparing an extension's code
-    /// (validation, instrumentation, compilation; default 10 s). Compilers have super-linear cases a
-    /// static check cannot rule out, and a compile cannot be interrupted:
-    /// when one overruns, the execution pool's watchdog gives up on it
-    /// `max(1 s, budget)` after the budget and the load fails with
-    /// `timeout` naming the budget, while the thread stays busy until the
-    /// compiler returns. An inline executor has no watchdog, so there the
-    /// budget is not enforced. The describe run that follows has the
-    /// extension's own `max_execution_ms`.
+    /// (validation, instrumentation, compilation). Default 30 s, the
+    /// default `max_execution_ms` ceiling: large modules compile for
+    /// seconds. Compilers have super-linear cases a static check cannot
+    /// rule out, and a compile cannot be interrupted: when one overruns,
+    /// the execution pool's watchdog gives up on it `max(1 s, budget)`
+    /// after the budget and the load fails with `timeout` naming the
+    /// budget, while the thread stays busy until the compiler returns. An
+    /// inline executor has no watchdog, so there the budget is not
+    /// enforced. The describe run that follows has the extension's own
+    /// `max_execution_ms`.
     pub fn with_load_budget(mut self, budget: Duration) -> Self {
         self.load_budget = budget;
         self
