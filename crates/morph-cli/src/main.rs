@@ -24,6 +24,23 @@ use morph_conformance::{Matrix, Suite};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Instance slots of wasmtime's pooling allocator (0: allocate each
+    /// instance on demand). Default: sized from the address space, which
+    /// matters under `ulimit -v`.
+    #[arg(long, global = true, value_name = "N")]
+    pool_slots: Option<u32>,
+}
+
+/// `--pool-slots`, set once in `main`.
+static POOL_SLOTS: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+
+/// The backend options every command starts from: the engine settings
+/// given on the command line.
+fn engine_options() -> BackendOptions {
+    BackendOptions {
+        wasmtime_pool_slots: POOL_SLOTS.get().copied().flatten(),
+        ..BackendOptions::default()
+    }
 }
 
 #[derive(Subcommand)]
@@ -152,7 +169,7 @@ fn manager() -> Result<ExtensionManager> {
     ]));
     let options = BackendOptions {
         module_cache: Some(persistent_module_cache(&dir)?),
-        ..BackendOptions::default()
+        ..engine_options()
     };
     let mut runtimes = BTreeMap::new();
     for backend in Backend::compiled() {
@@ -197,6 +214,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let _ = POOL_SLOTS.set(cli.pool_slots);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -243,7 +261,7 @@ fn pick_backend(name: Option<&str>, kind: RuntimeKind) -> Result<Arc<dyn BaseMor
     };
     let options = BackendOptions {
         module_cache: Some(persistent_module_cache(&data_dir())?),
-        ..BackendOptions::default()
+        ..engine_options()
     };
     backend.create_with(&options)
 }
@@ -422,7 +440,7 @@ async fn run(command: Command) -> Result<ExitCode> {
                 println!("no backend compiled in; enable a Cargo feature (wasmtime, ...)");
             }
             for backend in Backend::compiled() {
-                let info = backend.create()?.info();
+                let info = backend.create_with(&engine_options())?.info();
                 let limits: Vec<String> = info
                     .limits
                     .iter()
@@ -469,7 +487,7 @@ async fn run(command: Command) -> Result<ExitCode> {
             };
             let mut runtimes = Vec::new();
             for name in chosen {
-                let runtime = name.create()?;
+                let runtime = name.create_with(&engine_options())?;
                 let info = runtime.info();
                 let unenforced: Vec<String> =
                     info.unenforced().iter().map(|l| l.to_string()).collect();

@@ -14,7 +14,7 @@ use crate::abi;
 use crate::artifact::ExtensionArtifact;
 use crate::deadline::{CancelOnDrop, Deadline};
 use crate::describe::{Describe, validate_params};
-use crate::error::{MorphError, Result};
+use crate::error::{ErrorKind, MorphError, Result};
 use crate::executor::Executor;
 use crate::host::{CallState, CapabilityHost, ExtensionScope};
 use crate::limits::{Enforcement, EngineLimit, LimitEnforcement};
@@ -121,10 +121,15 @@ pub trait PreparedExtension: Send + Sync {
     fn run(&self, session: Session, call: GuestCall<'_>) -> GuestRun;
 }
 
+/// How long a load may take to prepare an extension (validate, instrument
+/// and compile its code) by default; see [`EngineRuntime::with_load_budget`].
+const DEFAULT_LOAD_BUDGET: Duration = Duration::from_secs(30);
+
 /// [`BaseMorphRuntime`] for any [`Backend`].
 pub struct EngineRuntime {
     backend: Arc<dyn Backend>,
     executor: Executor,
+    load_budget: Duration,
 }
 
 impl EngineRuntime {
@@ -158,7 +163,24 @@ impl EngineRuntime {
         EngineRuntime {
             backend: Arc::new(backend),
             executor,
+            load_budget: DEFAULT_LOAD_BUDGET,
         }
+    }
+
+    /// Sets how long a load may spend preparing an extension's code
+    /// (validation, instrumentation, compilation). Default 30 s, the
+    /// default `max_execution_ms` ceiling: large modules compile for
+    /// seconds. Compilers have super-linear cases a static check cannot
+    /// rule out, and a compile cannot be interrupted: when one overruns,
+    /// the execution pool's watchdog gives up on it `max(1 s, budget)`
+    /// after the budget and the load fails with `timeout` naming the
+    /// budget, while the thread stays busy until the compiler returns. An
+    /// inline executor has no watchdog, so there the budget is not
+    /// enforced. The describe run that follows has the extension's own
+    /// `max_execution_ms`.
+    pub fn with_load_budget(mut self, budget: Duration) -> Self {
+        self.load_budget = budget;
+        self
     }
 
     /// Refuses (Strict) or lists (BestEffort) the limits `policy` needs
@@ -263,24 +285,37 @@ impl BaseMorphRuntime for EngineRuntime {
         });
 
         let backend = self.backend.clone();
-        let describe_scope = scope.clone();
-        let describe_host = host.clone();
-        let (prepared, bytes) = self
+        let prepare_policy = scope.policy.clone();
+        let budget = Deadline::after(self.load_budget);
+        let prepared = self
             .executor
-            .run(move || {
-                let prepared = backend.prepare(&code, &describe_scope.policy)?;
-                let session = new_session(
-                    &describe_host,
-                    &describe_scope,
-                    "describe",
-                    &new_request_id(),
-                    0,
-                    None,
-                );
-                let run = prepared.run(session, GuestCall::Describe);
-                Ok((prepared, run.result))
+            .run_until(Some(&budget), move || {
+                backend.prepare(&code, &prepare_policy)
+            })
+            .await
+            .map_err(|e| {
+                if e.kind() == ErrorKind::Timeout && budget.expired() {
+                    MorphError::timeout(format!(
+                        "loading `{}` on `{}` did not finish within its load budget of {} ms (validating and compiling its code; EngineRuntime::with_load_budget): {}",
+                        manifest.extension_id,
+                        info.name,
+                        self.load_budget.as_millis(),
+                        e.message()
+                    ))
+                } else {
+                    e
+                }
+            })?;
+        let session = new_session(&host, &scope, "describe", &new_request_id(), 0, None);
+        let deadline = session.deadline().clone();
+        let describing = prepared.clone();
+        let run = self
+            .executor
+            .run_until(Some(&deadline), move || {
+                Ok(describing.run(session, GuestCall::Describe))
             })
             .await?;
+        let bytes = run.result;
         let describe = Describe::from_guest(&bytes?, &manifest)?;
         tracing::debug!(extension = %manifest.extension_id, backend = %info.name, "loaded");
         Ok(Box::new(EngineExtension {
@@ -453,5 +488,111 @@ impl LoadedExtension for EngineExtension {
         };
         report.duration = started.elapsed();
         Execution { result, report }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::ExecutorOptions;
+    use crate::limits::{Enforcement, EngineLimit};
+
+    /// A backend whose compiler takes `compile` to prepare anything.
+    struct SlowCompiler {
+        compile: Duration,
+    }
+
+    impl Backend for SlowCompiler {
+        fn info(&self) -> RuntimeInfo {
+            RuntimeInfo::wasm(
+                "slow",
+                "slow",
+                "0",
+                "jit",
+                [
+                    (EngineLimit::ExecutionTime, Enforcement::Native),
+                    (EngineLimit::Memory, Enforcement::Native),
+                    (EngineLimit::Stack, Enforcement::Native),
+                    (EngineLimit::Fuel, Enforcement::Native),
+                ],
+            )
+        }
+
+        fn prepare(
+            &self,
+            _code: &EntryCode,
+            _policy: &EffectivePolicy,
+        ) -> Result<Arc<dyn PreparedExtension>> {
+            std::thread::sleep(self.compile);
+            Err(MorphError::invalid_module("compiled at last, and refused"))
+        }
+    }
+
+    fn artifact() -> ExtensionArtifact {
+        let manifest = ExtensionManifest::from_yaml(
+            "extension_id: t.slow\nversion: 1.0.0\nschema_version: \"1.0\"\n\
+             metadata: {name: Slow}\nruntime: wasm\nentry: extension.wasm\n\
+             actions: [{name: run}]\n",
+            "manifest.yaml",
+        )
+        .unwrap();
+        ExtensionArtifact::from_parts(manifest, b"\0asm".to_vec())
+    }
+
+    #[tokio::test]
+    async fn a_load_that_overruns_its_budget_ends_with_timeout() {
+        let executor = Executor::new(ExecutorOptions {
+            threads: 1,
+            stack_size: 1 << 20,
+            ..ExecutorOptions::default()
+        })
+        .unwrap();
+        let runtime = EngineRuntime::with_executor(
+            SlowCompiler {
+                compile: Duration::from_secs(4),
+            },
+            executor,
+        )
+        .with_load_budget(Duration::from_millis(100));
+        let started = Instant::now();
+        let e = runtime
+            .load(
+                &artifact(),
+                Arc::new(CapabilityHost::in_memory()),
+                &HostPolicy::allow_requested(),
+            )
+            .await
+            .err()
+            .expect("the load cannot succeed");
+        let waited = started.elapsed();
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+        assert!(e.message().contains("load budget of 100 ms"), "{e}");
+        // Budget + the watchdog's grace of max(1 s, budget) + its period.
+        assert!(waited < Duration::from_millis(1_600), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn a_load_within_its_budget_reports_what_the_backend_said() {
+        let runtime = EngineRuntime::with_executor(
+            SlowCompiler {
+                compile: Duration::from_millis(10),
+            },
+            Executor::new(ExecutorOptions {
+                threads: 1,
+                stack_size: 1 << 20,
+                ..ExecutorOptions::default()
+            })
+            .unwrap(),
+        );
+        let e = runtime
+            .load(
+                &artifact(),
+                Arc::new(CapabilityHost::in_memory()),
+                &HostPolicy::allow_requested(),
+            )
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(e.kind(), ErrorKind::InvalidModule, "{e}");
     }
 }

@@ -15,7 +15,7 @@ use morph_core::{
 use crate::cache::CompiledModuleCache;
 use crate::context::GuestContext;
 use crate::driver::drive;
-use crate::instrument;
+use crate::instrument::{self, Instrumentation};
 use crate::module::{GuestExport, Import, WasmModule};
 
 /// A WebAssembly engine, as its backend crate adapts it. Everything here
@@ -32,10 +32,19 @@ pub trait WasmEngine: Send + Sync + 'static {
     /// What it is and what it enforces.
     fn info(&self) -> RuntimeInfo;
 
-    /// Whether the engine relies on core's instrumentation for the
-    /// deadline and the memory cap (see [`instrument`]). Default: no.
-    fn instrumented(&self) -> bool {
-        false
+    /// What the engine needs from core's instrumentation (see
+    /// [`instrument`]). Default: nothing.
+    fn instrumentation(&self) -> Instrumentation {
+        Instrumentation::None
+    }
+
+    /// The largest linear memory the engine can give an instance, in bytes
+    /// (an engine configured for a small address space reserves less per
+    /// memory). A policy whose `max_memory_mb` is above it is refused with
+    /// `unsupported`: growth between the two would return -1 here and end
+    /// with `memory_limit` elsewhere. Default: no bound.
+    fn max_memory_bytes(&self) -> u64 {
+        u64::MAX
     }
 
     /// Native stack an execution thread must offer (see
@@ -195,13 +204,23 @@ impl<E: WasmEngine> Backend for WasmBackend<E> {
         let (origin, text, bytes) = code.wasm(&self.engine.info().name)?;
         let module = WasmModule::parse(bytes, text, origin)?;
         let max_memory = policy.limits.max_memory_bytes();
+        let engine_max = self.engine.max_memory_bytes();
+        if max_memory > engine_max {
+            return Err(MorphError::unsupported(format!(
+                "backend `{}` is configured for linear memories of at most {} MiB, below max_memory_mb = {} (give the engine a larger memory reservation, or lower the limit)",
+                self.engine.info().name,
+                engine_max >> 20,
+                max_memory >> 20
+            )));
+        }
         module.check_memory_limit(max_memory)?;
         let mut imports = module.imports().to_vec();
-        let wasm = if self.engine.instrumented() {
-            imports.extend(Import::instrumentation());
-            Cow::Owned(instrument::instrument(module.bytes(), max_memory)?)
-        } else {
-            Cow::Borrowed(module.bytes())
+        let wasm = match self.engine.instrumentation() {
+            Instrumentation::None => Cow::Borrowed(module.bytes()),
+            how => {
+                imports.extend(Import::instrumentation());
+                Cow::Owned(instrument::instrument(module.bytes(), max_memory, how)?)
+            }
         };
         let compiled = self.compile(&wasm)?;
         let linked = self.engine.link(compiled, imports.into())?;

@@ -81,6 +81,10 @@ impl GuestContext {
                 let pages = args.first().copied().unwrap_or(0);
                 Err(instrument::memory_limit(&mut self.session, pages))
             }
+            ImportKind::TableLimit => {
+                let elements = args.first().copied().unwrap_or(0);
+                Err(instrument::table_limit(&mut self.session, elements))
+            }
         };
         r.map_err(|e| self.session.fail(e))
     }
@@ -160,11 +164,8 @@ impl GuestContext {
     /// ends the execution with `memory_limit`.
     pub fn table_growing(&mut self, desired: u64, maximum: Option<u64>) -> Result<bool> {
         if desired > MAX_TABLE_ELEMENTS {
-            let e = MorphError::memory_limit(format!(
-                "action `{}` tried to grow a table to {desired} elements, above {MAX_TABLE_ELEMENTS}",
-                self.session.action()
-            ));
-            return Err(self.session.fail(e));
+            let desired = i64::try_from(desired).unwrap_or(i64::MAX);
+            return Err(instrument::table_limit(&mut self.session, desired));
         }
         Ok(maximum.is_none_or(|m| desired <= m))
     }

@@ -8,8 +8,8 @@ use crate::adapter::EngineInstance;
 use crate::guest_memory::{guest_slice, guest_slice_mut};
 use crate::module::{GuestExport, WasmModule};
 
-/// Runs one guest call on a fresh instance: `_initialize` if exported,
-/// then `describe` (after checking `morph_abi_version`) or `execute` with
+/// Runs one guest call on a fresh instance: the module's start function
+/// (detached by validation) and `_initialize` if it has them, then `describe` (after checking `morph_abi_version`) or `execute` with
 /// action, params and context placed through `morph_alloc`. Returns the
 /// bytes the guest pointed at, bounds- and size-checked. A fatal error
 /// recorded in the session wins over what the engine reported.
@@ -30,6 +30,9 @@ fn drive_inner<I: EngineInstance + ?Sized>(
     module: &WasmModule,
     call: &GuestCall<'_>,
 ) -> Result<Vec<u8>> {
+    if module.has_start() {
+        instance.call(GuestExport::Start, &[])?;
+    }
     if module.has_initialize() {
         instance.call(GuestExport::Initialize, &[])?;
     }

@@ -1,16 +1,30 @@
 //! Engine-neutral instrumentation for backends without a native deadline
-//! or memory cap (wasmer, wasm3), written with `wasmparser` +
-//! `wasm-encoder`:
+//! or resource cap, written with `wasmparser` + `wasm-encoder`. How much an
+//! engine gets is its [`Instrumentation`]:
 //!
-//! - **deadline**: at every function entry and loop header, a counter
-//!   global is decremented; every [`CHECK_PERIOD`] steps the module calls
-//!   the host import `morph:instrument.deadline`, which ends the execution
-//!   with `timeout` once the deadline has passed (a cheap counter first,
-//!   the clock only every N steps);
-//! - **memory**: every `memory.grow` becomes a call to an injected
-//!   function that compares the resulting size with `max_memory_mb` and
-//!   calls `morph:instrument.memory_limit(desired_pages)` (which ends the
-//!   execution with `memory_limit`) before growing past it.
+//! - **deadline** ([`Instrumentation::Full`]: wasmer, wasm3): at every
+//!   function entry and loop header, a counter global is decremented; every
+//!   [`CHECK_PERIOD`] steps the module calls the host import
+//!   `morph:instrument.deadline`, which ends the execution with `timeout`
+//!   once the deadline has passed (a cheap counter first, the clock only
+//!   every N steps);
+//! - **memory** ([`Instrumentation::Resources`] and `Full`: wasmi, wasmer,
+//!   wasm3): every `memory.grow` becomes a call to an injected function
+//!   that compares the resulting size with `max_memory_mb` and calls
+//!   `morph:instrument.memory_limit(desired_pages)` (which ends the
+//!   execution with `memory_limit`) before growing past it;
+//! - **tables** (`Resources` and `Full`): every `table.grow` becomes a call
+//!   to an injected function per table that calls
+//!   `morph:instrument.table_limit(desired_elements)` (`memory_limit`)
+//!   before growing past [`MAX_TABLE_ELEMENTS`], returns -1 past the
+//!   table's declared maximum, and grows otherwise. The cap is checked
+//!   first, as wasmtime's `ResourceLimiter` does.
+//!
+//! Only wasmtime (and Pulley) see modules unchanged: their limiter is asked
+//! before every growth. wasmer's tables have no limiter at all (a 2^30
+//! growth allocated 8 GiB), wasm3 consults nothing, and wasmi answers -1
+//! without asking its limiter for growth past the engine's or the
+//! module's maximum.
 //!
 //! The output is validated again under the same feature set. Custom
 //! sections (names, producers) are dropped: their indices would be stale.
@@ -22,7 +36,7 @@ use wasm_encoder::{
 };
 use wasmparser::{Operator, Parser, Payload, TypeRef, Validator};
 
-use super::module::accepted_features;
+use super::module::{MAX_TABLE_ELEMENTS, accepted_features};
 use morph_core::Session;
 use morph_core::{MorphError, Result};
 
@@ -33,6 +47,9 @@ pub const DEADLINE_IMPORT: &str = "deadline";
 /// `memory_limit: (desired_pages: i64) -> ()`, called before a growth past
 /// the cap; it must end the execution.
 pub const MEMORY_LIMIT_IMPORT: &str = "memory_limit";
+/// `table_limit: (desired_elements: i64) -> ()`, called before a table
+/// growth past [`MAX_TABLE_ELEMENTS`]; it must end the execution.
+pub const TABLE_LIMIT_IMPORT: &str = "table_limit";
 /// Function entries and loop iterations between two deadline checks.
 pub const CHECK_PERIOD: i32 = 10_000;
 
@@ -53,6 +70,30 @@ pub fn memory_limit(session: &mut Session, desired_pages: i64) -> MorphError {
     session.fail(e)
 }
 
+/// The host side of `morph:instrument.table_limit`: always `memory_limit`
+/// (recorded as fatal).
+pub fn table_limit(session: &mut Session, desired_elements: i64) -> MorphError {
+    let e = MorphError::memory_limit(format!(
+        "action `{}` tried to grow a table to {} elements, above {MAX_TABLE_ELEMENTS}",
+        session.action(),
+        desired_elements.max(0)
+    ));
+    session.fail(e)
+}
+
+/// What core's instrumentation adds for an engine (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instrumentation {
+    /// Nothing: the engine enforces the deadline and every growth cap
+    /// itself (wasmtime, Pulley).
+    None,
+    /// The `memory.grow` and `table.grow` rewrites: the engine stops at the
+    /// deadline itself (wasmi).
+    Resources,
+    /// The growth rewrites and the deadline checks (wasmer, wasm3).
+    Full,
+}
+
 /// Counts of what the original module defines, from a first pass.
 #[derive(Default)]
 struct Shape {
@@ -61,16 +102,22 @@ struct Shape {
     imported_globals: u32,
     defined_funcs: u32,
     defined_globals: u32,
+    /// Each defined table's element type and declared maximum (Morph
+    /// refuses table imports).
+    tables: Vec<(wasmparser::RefType, Option<u64>)>,
 }
 
 struct Instrumenter {
     shape: Shape,
     max_pages: i64,
+    deadline: bool,
     emitted_imports: bool,
     emitted_globals: bool,
 }
 
-const ADDED_IMPORTS: u32 = 2;
+const ADDED_IMPORTS: u32 = 3;
+/// Function types added before the per-table ones.
+const ADDED_TYPES: u32 = 3;
 
 impl Instrumenter {
     fn t_void(&self) -> u32 {
@@ -85,11 +132,21 @@ impl Instrumenter {
     fn f_deadline(&self) -> u32 {
         self.shape.imported_funcs
     }
+    /// `(ref, i32) -> i32`, the type of table `t`'s grow function.
+    fn t_table_grow(&self, t: u32) -> u32 {
+        self.shape.types + ADDED_TYPES + t
+    }
     fn f_memory_limit(&self) -> u32 {
         self.shape.imported_funcs + 1
     }
+    fn f_table_limit(&self) -> u32 {
+        self.shape.imported_funcs + 2
+    }
     fn f_grow(&self) -> u32 {
         self.shape.imported_funcs + ADDED_IMPORTS + self.shape.defined_funcs
+    }
+    fn f_table_grow(&self, t: u32) -> u32 {
+        self.f_grow() + 1 + t
     }
     fn g_counter(&self) -> u32 {
         self.shape.imported_globals + self.shape.defined_globals
@@ -106,6 +163,11 @@ impl Instrumenter {
             MEMORY_LIMIT_IMPORT,
             EntityType::Function(self.t_i64_void()),
         );
+        imports.import(
+            INSTRUMENT_MODULE,
+            TABLE_LIMIT_IMPORT,
+            EntityType::Function(self.t_i64_void()),
+        );
     }
 
     fn add_global(&self, globals: &mut GlobalSection) {
@@ -119,8 +181,12 @@ impl Instrumenter {
         );
     }
 
-    /// Decrement the counter; at zero, reset it and ask the host.
+    /// Decrement the counter; at zero, reset it and ask the host (when the
+    /// engine needs deadline checks).
     fn emit_check(&self, f: &mut Function) {
+        if !self.deadline {
+            return;
+        }
         let g = self.g_counter();
         for ins in [
             Instruction::GlobalGet(g),
@@ -167,6 +233,53 @@ impl Instrumenter {
         }
         f
     }
+
+    /// `(init, delta) -> old size | -1` for table `t`: `memory_limit` past
+    /// [`MAX_TABLE_ELEMENTS`], -1 past the declared maximum (checked here
+    /// because wasm3 reads a declared maximum of 0 as none), else
+    /// `table.grow`. Local 2 holds the desired size as i64.
+    fn table_grow_function(&self, t: u32, maximum: Option<u64>) -> Function {
+        let mut f = Function::new([(1, ValType::I64)]);
+        for ins in [
+            Instruction::TableSize(t),
+            Instruction::I64ExtendI32U,
+            Instruction::LocalGet(1),
+            Instruction::I64ExtendI32U,
+            Instruction::I64Add,
+            Instruction::LocalTee(2),
+            Instruction::I64Const(MAX_TABLE_ELEMENTS as i64),
+            Instruction::I64GtU,
+            Instruction::If(BlockType::Empty),
+            Instruction::LocalGet(2),
+            Instruction::Call(self.f_table_limit()),
+            Instruction::Unreachable,
+            Instruction::End,
+        ] {
+            f.instruction(&ins);
+        }
+        if let Some(max) = maximum {
+            for ins in [
+                Instruction::LocalGet(2),
+                Instruction::I64Const(i64::try_from(max).unwrap_or(i64::MAX)),
+                Instruction::I64GtU,
+                Instruction::If(BlockType::Empty),
+                Instruction::I32Const(-1),
+                Instruction::Return,
+                Instruction::End,
+            ] {
+                f.instruction(&ins);
+            }
+        }
+        for ins in [
+            Instruction::LocalGet(0),
+            Instruction::LocalGet(1),
+            Instruction::TableGrow(t),
+            Instruction::End,
+        ] {
+            f.instruction(&ins);
+        }
+        f
+    }
 }
 
 /// Where a section sits in the binary order (data count before code, tags
@@ -202,6 +315,12 @@ impl Reencode for Instrumenter {
         types.ty().function([], []);
         types.ty().function([ValType::I64], []);
         types.ty().function([ValType::I32], [ValType::I32]);
+        for (element, _) in self.shape.tables.clone() {
+            let element = self.ref_type(element)?;
+            types
+                .ty()
+                .function([ValType::Ref(element), ValType::I32], [ValType::I32]);
+        }
         Ok(())
     }
 
@@ -223,6 +342,9 @@ impl Reencode for Instrumenter {
     ) -> std::result::Result<(), ReencodeError<Self::Error>> {
         utils::parse_function_section(self, functions, section)?;
         functions.function(self.t_i32_i32());
+        for t in 0..self.shape.tables.len() as u32 {
+            functions.function(self.t_table_grow(t));
+        }
         Ok(())
     }
 
@@ -244,6 +366,9 @@ impl Reencode for Instrumenter {
     ) -> std::result::Result<(), ReencodeError<Self::Error>> {
         utils::parse_code_section(self, code, section)?;
         code.function(&self.grow_function());
+        for (t, (_, maximum)) in self.shape.tables.iter().enumerate() {
+            code.function(&self.table_grow_function(t as u32, *maximum));
+        }
         Ok(())
     }
 
@@ -260,6 +385,9 @@ impl Reencode for Instrumenter {
             match op {
                 Operator::MemoryGrow { .. } => {
                     f.instruction(&Instruction::Call(self.f_grow()));
+                }
+                Operator::TableGrow { table } => {
+                    f.instruction(&Instruction::Call(self.f_table_grow(table)));
                 }
                 Operator::Loop { .. } => {
                     f.instruction(&self.instruction(op)?);
@@ -332,18 +460,29 @@ fn shape(bytes: &[u8]) -> Result<Shape> {
             }
             Payload::FunctionSection(r) => shape.defined_funcs += r.count(),
             Payload::GlobalSection(r) => shape.defined_globals += r.count(),
+            Payload::TableSection(r) => {
+                for table in r {
+                    let ty = table.map_err(invalid)?.ty;
+                    shape.tables.push((ty.element_type, ty.maximum));
+                }
+            }
             _ => {}
         }
     }
     Ok(shape)
 }
 
-/// Instruments validated module bytes for `max_memory_bytes`, and
-/// validates the result.
-pub fn instrument(bytes: &[u8], max_memory_bytes: u64) -> Result<Vec<u8>> {
+/// Instruments validated module bytes for `max_memory_bytes` as `how`
+/// says, and validates the result. With [`Instrumentation::None`] the
+/// bytes come back unchanged.
+pub fn instrument(bytes: &[u8], max_memory_bytes: u64, how: Instrumentation) -> Result<Vec<u8>> {
+    if how == Instrumentation::None {
+        return Ok(bytes.to_vec());
+    }
     let mut instrumenter = Instrumenter {
         shape: shape(bytes)?,
         max_pages: i64::try_from(max_memory_bytes / 65_536).unwrap_or(i64::MAX),
+        deadline: how == Instrumentation::Full,
         emitted_imports: false,
         emitted_globals: false,
     };
@@ -391,7 +530,7 @@ mod tests {
                  (func (result i32) i32.const 7))"#,
         ] {
             let wasm = wat::parse_str(src).unwrap();
-            let out = instrument(&wasm, 2 << 20).unwrap();
+            let out = instrument(&wasm, 2 << 20, Instrumentation::Full).unwrap();
             let names = imports_of(&out);
             assert!(
                 names.contains(&"morph:instrument.deadline".to_string()),
@@ -402,5 +541,78 @@ mod tests {
                 "{names:?}"
             );
         }
+    }
+
+    fn calls_to(bytes: &[u8], import: u32) -> usize {
+        let mut n = 0;
+        for payload in Parser::new(0).parse_all(bytes) {
+            if let Ok(Payload::CodeSectionEntry(body)) = payload {
+                let mut r = body.get_operators_reader().unwrap();
+                while !r.eof() {
+                    if let Operator::Call { function_index } = r.read().unwrap()
+                        && function_index == import
+                    {
+                        n += 1;
+                    }
+                }
+            }
+        }
+        n
+    }
+
+    fn has_table_grow(bytes: &[u8], in_body: usize) -> bool {
+        let mut i = 0;
+        for payload in Parser::new(0).parse_all(bytes) {
+            if let Ok(Payload::CodeSectionEntry(body)) = payload {
+                let mut r = body.get_operators_reader().unwrap();
+                let here = i == in_body;
+                i += 1;
+                while !r.eof() {
+                    if matches!(r.read().unwrap(), Operator::TableGrow { .. }) && here {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn table_grow_goes_through_a_checking_function_per_table() {
+        let src = r#"(module (memory (export "memory") 1)
+             (table $f 1 funcref) (table $e 0 4 externref)
+             (func (export "f") (result i32)
+               (drop (table.grow $f (ref.null func) (i32.const 3)))
+               (table.grow $e (ref.null extern) (i32.const 1))))"#;
+        let wasm = wat::parse_str(src).unwrap();
+        for how in [Instrumentation::Resources, Instrumentation::Full] {
+            let out = instrument(&wasm, 2 << 20, how).unwrap();
+            // No import before: deadline 0, memory_limit 1, table_limit 2.
+            // Both injected table functions call table_limit; the guest's
+            // own function (body 0) no longer grows a table itself.
+            assert_eq!(calls_to(&out, 2), 2, "{how:?}");
+            assert!(!has_table_grow(&out, 0), "{how:?}");
+            assert!(
+                has_table_grow(&out, 2) && has_table_grow(&out, 3),
+                "{how:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn resources_only_adds_no_deadline_checks() {
+        let src = r#"(module (memory (export "memory") 1)
+             (func (export "f") (param i32) (result i32)
+               (loop $l (br_if $l (i32.const 0)))
+               (memory.grow (local.get 0))))"#;
+        let wasm = wat::parse_str(src).unwrap();
+        let resources = instrument(&wasm, 2 << 20, Instrumentation::Resources).unwrap();
+        assert_eq!(calls_to(&resources, 0), 0, "no deadline calls");
+        let full = instrument(&wasm, 2 << 20, Instrumentation::Full).unwrap();
+        assert_eq!(calls_to(&full, 0), 2, "entry and loop header");
+        assert_eq!(
+            instrument(&wasm, 2 << 20, Instrumentation::None).unwrap(),
+            wasm
+        );
     }
 }

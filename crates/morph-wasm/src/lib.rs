@@ -22,6 +22,7 @@
 #![deny(unsafe_code)]
 
 mod adapter;
+mod address_space;
 mod cache;
 mod context;
 mod driver;
@@ -31,10 +32,13 @@ mod module;
 pub mod wasi;
 
 pub use adapter::{EngineInstance, NotInstantiated, WasmBackend, WasmEngine};
+pub use address_space::address_space_limit;
 pub use cache::CompiledModuleCache;
 pub use context::GuestContext;
 pub use guest_memory::{GuestMemory, guest_range, guest_slice, guest_slice_mut};
+pub use instrument::Instrumentation;
 pub use module::{
-    GuestExport, HostImport, IMPORT_MODULE, Import, ImportKind, MAX_TABLE_ELEMENTS, MAX_TABLES,
-    WASI_MODULE, WasmModule, WasmType, accepted_features,
+    GuestExport, HostImport, IMPORT_MODULE, Import, ImportKind, MAX_CONTROL_DEPTH,
+    MAX_TABLE_ELEMENTS, MAX_TABLES, START_EXPORT, WASI_MODULE, WasmModule, WasmType,
+    accepted_features,
 };

@@ -1,16 +1,24 @@
 //! Validation of WebAssembly modules before any engine sees them: one fixed
-//! feature set, the ABI's exports and imports, the declared memory.
+//! feature set, the ABI's exports and imports, the declared memory, the
+//! nesting depth of control instructions, the bounds of active segments.
+//! A module with a start function is normalised once here, so that every
+//! engine compiles the same bytes: the start section is detached and the
+//! function exported as [`START_EXPORT`], which the ABI driver calls
+//! first, under the execution's limits (wasmi cannot instantiate without
+//! running the start function, and runs it outside its fuel slices).
 
 use std::sync::Arc;
 
 use wasmparser::{
-    CompositeInnerType, ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, Validator,
-    WasmFeatures,
+    CompositeInnerType, ConstExpr, DataKind, ElementItems, ElementKind, ExternalKind, FuncType,
+    FunctionBody, Operator, Parser, Payload, TypeRef, ValType, Validator, WasmFeatures,
 };
 
 use morph_core::{MorphError, Result};
 
-use crate::instrument::{DEADLINE_IMPORT, INSTRUMENT_MODULE, MEMORY_LIMIT_IMPORT};
+use crate::instrument::{
+    DEADLINE_IMPORT, INSTRUMENT_MODULE, MEMORY_LIMIT_IMPORT, TABLE_LIMIT_IMPORT,
+};
 
 /// Most table elements a guest may grow a table to.
 pub const MAX_TABLE_ELEMENTS: u64 = 1 << 20;
@@ -18,6 +26,19 @@ pub const MAX_TABLE_ELEMENTS: u64 = 1 << 20;
 /// Most tables a module may define (checked by validation; engines that
 /// preallocate tables, like wasmtime's pool, size for it).
 pub const MAX_TABLES: u32 = 8;
+
+/// Deepest nesting of `block`, `loop` and `if` a function may have;
+/// deeper is `invalid_module` at load. Cranelift's compile time grows with
+/// the square of the loop depth (16,384 nested loops: 18-29 s on wasmtime,
+/// Pulley and wasmer), and wasm3's compiler allows 1,000 control frames per
+/// function, counting the function itself and the `if` the deadline
+/// instrumentation adds inside each loop: 990 is the deepest every backend
+/// compiles, each in well under a second.
+pub const MAX_CONTROL_DEPTH: usize = 990;
+
+/// The export a detached start function gets (see the module docs); a
+/// module may not export this name itself.
+pub const START_EXPORT: &str = "morph:start";
 
 /// Module name of the ABI's imports.
 pub const IMPORT_MODULE: &str = "morph";
@@ -41,6 +62,9 @@ pub fn accepted_features() -> WasmFeatures {
 /// A guest export the ABI defines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GuestExport {
+    /// The module's start function, detached by validation and exported as
+    /// [`START_EXPORT`] (`() -> ()`); called before anything else.
+    Start,
     /// `_initialize: () -> ()`, optional.
     Initialize,
     /// `morph_abi_version: () -> i32`.
@@ -57,6 +81,7 @@ impl GuestExport {
     /// The export name.
     pub fn name(self) -> &'static str {
         match self {
+            GuestExport::Start => START_EXPORT,
             GuestExport::Initialize => "_initialize",
             GuestExport::AbiVersion => "morph_abi_version",
             GuestExport::Alloc => "morph_alloc",
@@ -68,7 +93,7 @@ impl GuestExport {
     /// The type of its one result, if it has one.
     pub fn result(self) -> Option<WasmType> {
         match self {
-            GuestExport::Initialize => None,
+            GuestExport::Start | GuestExport::Initialize => None,
             GuestExport::AbiVersion | GuestExport::Alloc => Some(WasmType::I32),
             GuestExport::Describe | GuestExport::Execute => Some(WasmType::I64),
         }
@@ -77,7 +102,7 @@ impl GuestExport {
     fn signature(self) -> (&'static [ValType], &'static [ValType]) {
         use ValType::{I32, I64};
         match self {
-            GuestExport::Initialize => (&[], &[]),
+            GuestExport::Start | GuestExport::Initialize => (&[], &[]),
             GuestExport::AbiVersion => (&[], &[I32]),
             GuestExport::Alloc => (&[I32], &[I32]),
             GuestExport::Describe => (&[], &[I64]),
@@ -144,6 +169,8 @@ pub enum ImportKind {
     Deadline,
     /// `morph:instrument.memory_limit`, added by the instrumentation.
     MemoryLimit,
+    /// `morph:instrument.table_limit`, added by the instrumentation.
+    TableLimit,
 }
 
 /// A function the module imports, with the type it declares. Every
@@ -179,9 +206,9 @@ impl Import {
         }
     }
 
-    /// The two imports core's instrumentation adds (see
+    /// The imports core's instrumentation adds (see
     /// [`instrument`](crate::instrument)).
-    pub fn instrumentation() -> [Import; 2] {
+    pub fn instrumentation() -> [Import; 3] {
         [
             Import {
                 module: INSTRUMENT_MODULE,
@@ -197,6 +224,13 @@ impl Import {
                 results: vec![],
                 kind: ImportKind::MemoryLimit,
             },
+            Import {
+                module: INSTRUMENT_MODULE,
+                name: TABLE_LIMIT_IMPORT.to_string(),
+                params: vec![WasmType::I64],
+                results: vec![],
+                kind: ImportKind::TableLimit,
+            },
         ]
     }
 }
@@ -205,6 +239,7 @@ impl Import {
 #[derive(Debug, Clone)]
 pub struct WasmModule {
     bytes: Arc<[u8]>,
+    has_start: bool,
     has_initialize: bool,
     initial_memory_bytes: u64,
     imports: Vec<Import>,
@@ -238,7 +273,12 @@ impl WasmModule {
         let mut funcs: Vec<u32> = Vec::new(); // function index -> type index
         let mut imports: Vec<Import> = Vec::new();
         let mut memories: Vec<u64> = Vec::new();
+        let mut tables: Vec<u64> = Vec::new();
         let mut exports: Vec<(String, ExternalKind, u32)> = Vec::new();
+        let mut start: Option<u32> = None;
+        let mut segments: Vec<Segment> = Vec::new();
+        let mut imported_funcs = 0u32;
+        let mut bodies = 0u32;
         let invalid = |e: wasmparser::BinaryReaderError| MorphError::invalid_module(e.to_string());
 
         for payload in Parser::new(0).parse_all(&bytes) {
@@ -292,6 +332,7 @@ impl WasmModule {
                             }
                         }
                         funcs.push(ty);
+                        imported_funcs += 1;
                     }
                 }
                 Payload::FunctionSection(reader) => {
@@ -318,7 +359,53 @@ impl WasmModule {
                                 "a table starts with {initial} elements, above {MAX_TABLE_ELEMENTS}"
                             )));
                         }
+                        tables.push(initial);
                     }
+                }
+                Payload::StartSection { func, .. } => start = Some(func),
+                Payload::ElementSection(reader) => {
+                    for (index, element) in reader.into_iter().enumerate() {
+                        let element = element.map_err(invalid)?;
+                        if let ElementKind::Active {
+                            table_index,
+                            offset_expr,
+                        } = element.kind
+                        {
+                            let len = match element.items {
+                                ElementItems::Functions(r) => r.count(),
+                                ElementItems::Expressions(_, r) => r.count(),
+                            };
+                            segments.push(Segment {
+                                what: "element",
+                                index,
+                                target: table_index.unwrap_or(0),
+                                offset: constant_offset(&offset_expr),
+                                len: len.into(),
+                            });
+                        }
+                    }
+                }
+                Payload::DataSection(reader) => {
+                    for (index, data) in reader.into_iter().enumerate() {
+                        let data = data.map_err(invalid)?;
+                        if let DataKind::Active {
+                            memory_index,
+                            offset_expr,
+                        } = data.kind
+                        {
+                            segments.push(Segment {
+                                what: "data",
+                                index,
+                                target: memory_index,
+                                offset: constant_offset(&offset_expr),
+                                len: data.data.len() as u64,
+                            });
+                        }
+                    }
+                }
+                Payload::CodeSectionEntry(body) => {
+                    check_nesting(imported_funcs + bodies, &body)?;
+                    bodies += 1;
                 }
                 Payload::ExportSection(reader) => {
                     for export in reader {
@@ -331,6 +418,11 @@ impl WasmModule {
         }
 
         let find = |name: &str| exports.iter().find(|(n, _, _)| n == name);
+        if find(START_EXPORT).is_some() {
+            return Err(MorphError::invalid_module(format!(
+                "exports `{START_EXPORT}`, a name Morph reserves for the module's start function"
+            )));
+        }
         if find("_start").is_some() {
             return Err(MorphError::invalid_module(
                 "exports `_start` (a command); Morph runs reactors: build with `-mexec-model=reactor` or as a cdylib",
@@ -377,8 +469,14 @@ impl WasmModule {
             .copied()
             .unwrap_or(0)
             .saturating_mul(65_536);
+        check_segments(&segments, &tables, &memories)?;
+        let bytes = match start {
+            Some(func) => detach_start(&bytes, func)?,
+            None => bytes,
+        };
         Ok(WasmModule {
             bytes: bytes.into(),
+            has_start: start.is_some(),
             has_initialize,
             initial_memory_bytes,
             imports,
@@ -388,6 +486,12 @@ impl WasmModule {
     /// The validated binary.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
+    }
+
+    /// Whether it has a start function (detached and exported as
+    /// [`START_EXPORT`]).
+    pub fn has_start(&self) -> bool {
+        self.has_start
     }
 
     /// Whether it exports `_initialize`.
@@ -416,6 +520,130 @@ impl WasmModule {
         }
         Ok(())
     }
+}
+
+/// An active element or data segment, for the bounds check.
+struct Segment {
+    what: &'static str,
+    index: usize,
+    target: u32,
+    /// `None` when the offset is not a constant (never under Morph's
+    /// feature set: a constant expression may read only imported globals,
+    /// and only functions may be imported).
+    offset: Option<u64>,
+    len: u64,
+}
+
+/// The offset of an active segment when it is an `i32.const`.
+fn constant_offset(expr: &ConstExpr<'_>) -> Option<u64> {
+    let mut reader = expr.get_operators_reader();
+    match (reader.read().ok()?, reader.read().ok()?) {
+        (Operator::I32Const { value }, Operator::End) => Some(u64::from(value as u32)),
+        _ => None,
+    }
+}
+
+/// Instantiation initialises active segments and traps on the first that
+/// does not fit its table or memory (elements first, then data). Engines
+/// disagreed on what to call that at load (wasm3: `unsupported`); Morph
+/// says `trap`, before any engine sees the module. Tables and memory are
+/// never imported, so their initial sizes are known here.
+fn check_segments(segments: &[Segment], tables: &[u64], memories: &[u64]) -> Result<()> {
+    for s in segments {
+        let (size, unit) = match s.what {
+            "element" => (
+                tables.get(s.target as usize).copied().unwrap_or(0),
+                "elements",
+            ),
+            _ => (
+                memories
+                    .get(s.target as usize)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_mul(65_536),
+                "bytes",
+            ),
+        };
+        let Some(offset) = s.offset else { continue };
+        let end = offset.saturating_add(s.len);
+        if end > size {
+            let of = if s.what == "element" {
+                "table"
+            } else {
+                "memory"
+            };
+            return Err(MorphError::trap(format!(
+                "{} segment {} covers [{offset}, {end}), outside the initial {of} of {size} {unit}: instantiation traps",
+                s.what, s.index
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `invalid_module` when function `index` nests `block`, `loop` and `if`
+/// deeper than [`MAX_CONTROL_DEPTH`].
+fn check_nesting(index: u32, body: &FunctionBody<'_>) -> Result<()> {
+    let invalid = |e: wasmparser::BinaryReaderError| MorphError::invalid_module(e.to_string());
+    let mut reader = body.get_operators_reader().map_err(invalid)?;
+    let mut depth = 0usize;
+    while !reader.eof() {
+        match reader.read().map_err(invalid)? {
+            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
+                depth += 1;
+                if depth > MAX_CONTROL_DEPTH {
+                    return Err(MorphError::invalid_module(format!(
+                        "function {index} nests blocks, loops and ifs more than {MAX_CONTROL_DEPTH} deep, Morph's limit (MAX_CONTROL_DEPTH)"
+                    )));
+                }
+            }
+            Operator::End => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The module without its start section, exporting the start function as
+/// [`START_EXPORT`] instead; every other section is copied byte for byte.
+fn detach_start(bytes: &[u8], start: u32) -> Result<Vec<u8>> {
+    let invalid = |e: wasmparser::BinaryReaderError| MorphError::invalid_module(e.to_string());
+    let mut out = wasm_encoder::Module::new();
+    let mut exported = false;
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(invalid)?;
+        match &payload {
+            Payload::StartSection { .. } => continue,
+            Payload::ExportSection(reader) => {
+                let mut section = wasm_encoder::ExportSection::new();
+                for export in reader.clone() {
+                    let e = export.map_err(invalid)?;
+                    section.export(e.name, e.kind.into(), e.index);
+                }
+                section.export(START_EXPORT, wasm_encoder::ExportKind::Func, start);
+                out.section(&section);
+                exported = true;
+                continue;
+            }
+            _ => {}
+        }
+        if let Some((id, range)) = payload.as_section() {
+            out.section(&wasm_encoder::RawSection {
+                id,
+                data: &bytes[range],
+            });
+        }
+    }
+    if !exported {
+        return Err(MorphError::invalid_module(
+            "has a start function but no export section",
+        ));
+    }
+    let out = out.finish();
+    Validator::new_with_features(accepted_features())
+        .validate_all(&out)
+        .map_err(|e| MorphError::invalid_module(format!("detaching the start function: {e}")))?;
+    Ok(out)
 }
 
 /// Adds `import` unless the module imported the same function before; the
@@ -577,6 +805,93 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidModule);
         assert!(e.message().contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn a_start_function_is_detached_and_exported() {
+        let m = parse(&format!(
+            r#"(global $g (mut i32) (i32.const 0))
+               (func $init (global.set $g (i32.const 1)))
+               (start $init) {EXPORTS}"#
+        ))
+        .unwrap();
+        assert!(m.has_start());
+        let mut start_section = false;
+        let mut exported = None;
+        for payload in Parser::new(0).parse_all(m.bytes()) {
+            match payload.unwrap() {
+                Payload::StartSection { .. } => start_section = true,
+                Payload::ExportSection(r) => {
+                    for e in r {
+                        let e = e.unwrap();
+                        if e.name == START_EXPORT {
+                            exported = Some((e.kind, e.index));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert!(!start_section, "the start section is gone");
+        assert_eq!(exported, Some((ExternalKind::Func, 0)));
+        assert!(!parse(EXPORTS).unwrap().has_start());
+    }
+
+    #[test]
+    fn the_start_export_name_is_reserved() {
+        let e = parse(&format!(r#"(func (export "morph:start")) {EXPORTS}"#)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidModule);
+        assert!(e.message().contains("morph:start"), "{e}");
+    }
+
+    fn nested(depth: usize, open: &str) -> String {
+        format!(
+            "(func {} {}) {EXPORTS}",
+            open.repeat(depth),
+            "end ".repeat(depth)
+        )
+    }
+
+    #[test]
+    fn control_nesting_deeper_than_the_limit_is_invalid_module() {
+        for open in ["block ", "loop ", "i32.const 0 if "] {
+            assert!(parse(&nested(MAX_CONTROL_DEPTH, open)).is_ok(), "{open}");
+            let e = parse(&nested(MAX_CONTROL_DEPTH + 1, open)).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidModule, "{open}");
+            assert!(e.message().contains("MAX_CONTROL_DEPTH"), "{e}");
+            assert!(e.message().starts_with("t.wat: function 0 "), "{e}");
+        }
+        // Siblings do not add up: only nesting counts.
+        let siblings = format!(
+            "(func {}) {EXPORTS}",
+            "block end ".repeat(MAX_CONTROL_DEPTH * 2)
+        );
+        assert!(parse(&siblings).is_ok());
+    }
+
+    #[test]
+    fn active_segments_outside_their_table_or_memory_are_trap() {
+        let with = |items: &str| parse(&format!("(table 4 funcref) {items} {EXPORTS}"));
+        // Inside, up to the last byte and element, and empty at the end.
+        assert!(with(r#"(data (i32.const 65526) "0123456789")"#).is_ok());
+        assert!(with(r#"(data (i32.const 65536) "")"#).is_ok());
+        assert!(with("(elem (i32.const 2) func 0 0)").is_ok());
+        assert!(with("(elem (i32.const 4))").is_ok());
+        assert!(with(r#"(data "passive, never checked")"#).is_ok());
+        for (items, what) in [
+            (r#"(data (i32.const 65530) "0123456789")"#, "data segment 0"),
+            (r#"(data (i32.const -1) "x")"#, "data segment 0"),
+            (r#"(data (i32.const 65537) "")"#, "data segment 0"),
+            ("(elem (i32.const 3) func 0 0)", "element segment 0"),
+            (
+                "(elem (i32.const 0) func 0) (elem (i32.const 5))",
+                "element segment 1",
+            ),
+        ] {
+            let e = with(items).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Trap, "{items}: {e}");
+            assert!(e.message().contains(what), "{items}: {e}");
+        }
     }
 
     #[test]

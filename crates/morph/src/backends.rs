@@ -31,6 +31,11 @@ pub struct BackendOptions {
     /// The execution threads. Default: Morph's shared pool
     /// ([`Executor::shared`]).
     pub executor: Option<Executor>,
+    /// Instance slots of wasmtime's pooling allocator (wasmtime and
+    /// wasmtime-pulley; `WasmtimeOptions::pool_slots`, 0 allocates each
+    /// instance on demand). Default `None`: sized from the process's
+    /// address space (`ulimit -v`). Other backends ignore it.
+    pub wasmtime_pool_slots: Option<u32>,
 }
 
 /// A backend Morph can run extensions on. Every variant exists in every
@@ -221,11 +226,24 @@ fn create(
             None => backend,
         }
     }
+    #[cfg(feature = "wasmtime")]
+    fn wasmtime(
+        mut engine: morph_runtime_wasmtime::WasmtimeOptions,
+        options: &BackendOptions,
+    ) -> morph_runtime_wasmtime::WasmtimeOptions {
+        if let Some(slots) = options.wasmtime_pool_slots {
+            engine.pool_slots = slots;
+        }
+        engine
+    }
     Ok(match backend {
         #[cfg(feature = "wasmtime")]
         Backend::Wasmtime => runtime(
             cached(
-                morph_runtime_wasmtime::backend(morph_runtime_wasmtime::WasmtimeOptions::default())?,
+                morph_runtime_wasmtime::backend(wasmtime(
+                    morph_runtime_wasmtime::WasmtimeOptions::default(),
+                    options,
+                ))?,
                 options,
             ),
             executor,
@@ -233,7 +251,10 @@ fn create(
         #[cfg(feature = "wasmtime-pulley")]
         Backend::WasmtimePulley => runtime(
             cached(
-                morph_runtime_wasmtime::backend(morph_runtime_wasmtime::WasmtimeOptions::pulley())?,
+                morph_runtime_wasmtime::backend(wasmtime(
+                    morph_runtime_wasmtime::WasmtimeOptions::pulley(),
+                    options,
+                ))?,
                 options,
             ),
             executor,

@@ -5,7 +5,9 @@ use std::rc::Rc;
 use std::sync::{Arc, Weak};
 
 use morph_core::{MorphError, Result};
-use morph_wasm::{EngineInstance, GuestContext, GuestExport, Import, NotInstantiated, WasmEngine};
+use morph_wasm::{
+    EngineInstance, GuestContext, GuestExport, Import, Instrumentation, NotInstantiated, WasmEngine,
+};
 use wasm3x::{CompilationMode, Config, Engine, Instance, Linker, Memory, Module, Store, Val};
 
 use crate::imports::linker;
@@ -42,8 +44,8 @@ impl WasmEngine for Wasm3Engine {
         crate::info()
     }
 
-    fn instrumented(&self) -> bool {
-        true
+    fn instrumentation(&self) -> Instrumentation {
+        Instrumentation::Full
     }
 
     /// wasm3's native-stack guard lets guest code use 8 MiB − 128 KiB
@@ -87,7 +89,7 @@ impl WasmEngine for Wasm3Engine {
         let live = loaded
             .linker
             .instantiate_and_start(&mut store, &loaded.module)
-            .map_err(|e| map_error(&e, "instantiation (start function)"))
+            .map_err(|e| map_error(&e, "instantiation"))
             .and_then(|instance| {
                 let memory = instance.get_memory(&store).ok_or_else(|| {
                     MorphError::invalid_module("export `memory`: the module has none")

@@ -22,7 +22,9 @@
 //!   ([`morph_wasm::instrument`]): a host deadline check every few
 //!   thousand loop iterations and function entries.
 //! - `max_memory_mb`: **instrumented**: `memory.grow` is rewritten to end
-//!   the execution with `memory_limit` before growing past the cap.
+//!   the execution with `memory_limit` before growing past the cap, and
+//!   `table.grow` past 2^20 elements the same way (wasm3 itself allows
+//!   10^7, and reads a declared table maximum of 0 as none).
 //! - stack: **native**: wasm3 traps with `stack overflow` when its value
 //!   stack ([`Wasm3Options::value_stack_bytes`]) or its native-stack budget
 //!   (8 MiB − 128 KiB below the entry; core's execution threads have

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use morph_core::{MorphError, Result};
 use morph_wasm::{
-    EngineInstance, GuestContext, GuestExport, Import, NotInstantiated, WasmEngine, WasmType,
+    EngineInstance, GuestContext, GuestExport, Import, Instrumentation, NotInstantiated,
+    WasmEngine, WasmType,
 };
 use wasmer::{
     Function, FunctionEnv, FunctionEnvMut, FunctionType, Imports, Instance, Memory, Module,
@@ -43,8 +44,12 @@ impl WasmEngine for WasmerEngine {
         crate::info()
     }
 
-    fn instrumented(&self) -> bool {
-        true
+    fn instrumentation(&self) -> Instrumentation {
+        Instrumentation::Full
+    }
+
+    fn max_memory_bytes(&self) -> u64 {
+        self.options.memory_reservation
     }
 
     fn compile(&self, wasm: &[u8]) -> Result<Module> {
@@ -53,9 +58,13 @@ impl WasmEngine for WasmerEngine {
     }
 
     fn cache_fingerprint(&self) -> Option<String> {
+        // Artifacts embed the memory layout (bound and guard), which
+        // `deterministic_id` does not cover.
         Some(format!(
-            "wasmer-{WASMER_VERSION}-{}",
-            self.engine.deterministic_id()
+            "wasmer-{WASMER_VERSION}-{}-{:x}-{:x}",
+            self.engine.deterministic_id(),
+            self.options.memory_reservation,
+            self.options.memory_guard
         ))
     }
 

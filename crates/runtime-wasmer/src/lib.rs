@@ -22,7 +22,10 @@
 //!   few thousand loop iterations and function entries.
 //! - `max_memory_mb`: **instrumented** (wasmer's `Tunables` are per engine,
 //!   not per extension): `memory.grow` is rewritten to refuse growth past
-//!   the cap with `memory_limit`.
+//!   the cap with `memory_limit`, and `table.grow` past 2^20 elements the
+//!   same way (wasmer has no table limiter). Every memory is static, with a
+//!   bound of [`WasmerOptions::memory_reservation`] (smaller under
+//!   `ulimit -v`).
 //! - stack: **native**: wasmer traps on stack exhaustion (`stack_overflow`).
 //! - fuel: unsupported (a host that asks for fuel gets `unsupported`).
 //!
@@ -41,9 +44,11 @@
 
 mod engine;
 mod marshal;
+mod tunables;
 
-use morph_core::{Enforcement, EngineLimit, RuntimeInfo};
+use morph_core::{Enforcement, EngineLimit, ResourceLimits, RuntimeInfo};
 use morph_wasm::WasmBackend;
+use wasmer::sys::NativeEngineExt;
 
 pub use engine::WasmerInstance;
 
@@ -53,9 +58,43 @@ pub const BACKEND_NAME: &str = "wasmer";
 /// The wasmer version this crate is built against.
 pub const WASMER_VERSION: &str = "7.3.0";
 
-/// Settings of the wasmer backend (none yet besides the defaults).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WasmerOptions {}
+/// Settings of the wasmer backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WasmerOptions {
+    /// Address space reserved for each linear memory (its static bound),
+    /// in bytes, which is also the largest memory an instance can have: an
+    /// extension whose `max_memory_mb` is above it is refused at load with
+    /// `unsupported`. Default 4 GiB (wasmer's own), or 128 MiB (the default
+    /// ceiling of `max_memory_mb`) under `ulimit -v`.
+    pub memory_reservation: u64,
+    /// Guard region after each linear memory, in bytes. Default 4 GiB
+    /// (wasmer's own: no bounds checks), or 2 MiB under `ulimit -v`.
+    pub memory_guard: u64,
+}
+
+impl WasmerOptions {
+    /// The defaults for a process that may map `limit` bytes of address
+    /// space (`None`: unlimited); [`Default`] passes this process's
+    /// `RLIMIT_AS`.
+    pub fn for_address_space(limit: Option<u64>) -> Self {
+        match limit {
+            None => WasmerOptions {
+                memory_reservation: 4 << 30,
+                memory_guard: 4 << 30,
+            },
+            Some(_) => WasmerOptions {
+                memory_reservation: ResourceLimits::default().max_memory_bytes(),
+                memory_guard: 2 << 20,
+            },
+        }
+    }
+}
+
+impl Default for WasmerOptions {
+    fn default() -> Self {
+        WasmerOptions::for_address_space(morph_wasm::address_space_limit())
+    }
+}
 
 /// The wasmer backend as core runs it.
 pub type WasmerBackend = WasmBackend<WasmerEngine>;
@@ -68,14 +107,15 @@ pub fn backend(options: WasmerOptions) -> WasmerBackend {
 /// wasmer as a `morph_wasm::WasmEngine`: one Cranelift engine.
 pub struct WasmerEngine {
     engine: wasmer::Engine,
+    options: WasmerOptions,
 }
 
 impl WasmerEngine {
     /// Creates the engine.
-    pub fn new(_options: WasmerOptions) -> Self {
-        WasmerEngine {
-            engine: wasmer::sys::Cranelift::default().into(),
-        }
+    pub fn new(options: WasmerOptions) -> Self {
+        let mut engine: wasmer::Engine = wasmer::sys::Cranelift::default().into();
+        engine.set_tunables(tunables::MorphTunables::new(&options));
+        WasmerEngine { engine, options }
     }
 }
 

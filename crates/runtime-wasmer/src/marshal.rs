@@ -48,9 +48,10 @@ pub fn narrow(value: i64, ty: WasmType) -> Value {
 }
 
 /// Runs `f` with the guest's memory and the context, borrowed together;
-/// an error ends the execution. Before instantiation has finished (in a
-/// start function) there is no memory yet: only imports that need none
-/// (the instrumentation's) can be served then.
+/// an error ends the execution. The memory is known once instantiation has
+/// finished (validation detaches start functions, so no guest code runs
+/// before); should an import be called earlier, only the
+/// instrumentation's, which need no memory, are served.
 pub fn with_memory<R>(
     env: &mut FunctionEnvMut<'_, StoreData>,
     import: &Import,
@@ -58,7 +59,10 @@ pub fn with_memory<R>(
 ) -> Result<R, RuntimeError> {
     let (data, store) = env.data_and_store_mut();
     let Some(memory) = data.memory.clone() else {
-        if matches!(import.kind, ImportKind::Deadline | ImportKind::MemoryLimit) {
+        if matches!(
+            import.kind,
+            ImportKind::Deadline | ImportKind::MemoryLimit | ImportKind::TableLimit
+        ) {
             return f(&mut [], &mut data.context).map_err(|e| fail(&mut data.context, e));
         }
         let e = MorphError::abi_violation(format!(

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use morph_core::{MorphError, Result};
 use morph_wasm::{
-    EngineInstance, GuestContext, GuestExport, Import, NotInstantiated, WasmEngine, WasmType,
+    EngineInstance, GuestContext, GuestExport, Import, Instrumentation, NotInstantiated,
+    WasmEngine, WasmType,
 };
 use wasmi::{
     Caller, Func, FuncType, Instance, Linker, Memory, Module, ResourceLimiter, ResumableCall,
@@ -25,18 +26,19 @@ pub struct StoreData {
 }
 
 impl StoreData {
-    /// The next slice after one ran out (at least `required`, what wasmi
-    /// needs to make progress), or why there is none: the deadline passed,
-    /// or the host's fuel budget is spent.
-    fn next_slice(&mut self, required: u64) -> Result<u64> {
+    /// The fuel to add after a slice ran out (a slice, or `shortfall` if
+    /// more: what wasmi needs beyond the fuel left to make progress), or
+    /// why there is none: the deadline passed, or the host's fuel budget is
+    /// spent.
+    fn next_slice(&mut self, shortfall: u64) -> Result<u64> {
         let session = self.context.session();
         if session.deadline().expired() {
             let e = session.timeout_error();
             return Err(session.fail(e));
         }
-        let slice = self.slice.max(required);
+        let slice = self.slice.max(shortfall);
         let slice = match session.fuel() {
-            Some(budget) if self.granted >= budget || budget - self.granted < required => {
+            Some(budget) if self.granted >= budget || budget - self.granted < shortfall => {
                 let e = MorphError::fuel_exhausted(format!(
                     "the execution used its whole fuel budget of {budget}"
                 ));
@@ -106,6 +108,10 @@ impl WasmEngine for WasmiEngine {
 
     fn info(&self) -> morph_core::RuntimeInfo {
         crate::info()
+    }
+
+    fn instrumentation(&self) -> Instrumentation {
+        Instrumentation::Resources
     }
 
     fn compile(&self, wasm: &[u8]) -> Result<Module> {
@@ -232,9 +238,14 @@ impl EngineInstance for WasmiInstance {
                 ResumableCall::Finished => break,
                 ResumableCall::HostTrap(trap) => return Err(map_error(trap.host_error(), name)),
                 ResumableCall::OutOfFuel(paused) => {
-                    let fuel = store.data_mut().next_slice(paused.required_fuel())?;
+                    // wasmi charges a whole basic block (or a bulk copy) up
+                    // front and reports all of it as required; what is left
+                    // counts towards it.
+                    let left = store.get_fuel().unwrap_or(0);
+                    let shortfall = paused.required_fuel().saturating_sub(left);
+                    let grant = store.data_mut().next_slice(shortfall)?;
                     store
-                        .set_fuel(fuel)
+                        .set_fuel(left.saturating_add(grant))
                         .map_err(|e| MorphError::host_error(format!("wasmi fuel: {e}")))?;
                     call = paused
                         .resume(&mut *store, results)

@@ -8,13 +8,22 @@
 //! shared rule lives in `morph-core` and `morph-wasm` ([`WasmiEngine`]
 //! implements `morph_wasm::WasmEngine`).
 //!
-//! Limits, all enforced natively by wasmi:
-//! - `max_execution_ms`: fuel in slices. Every call runs with
+//! Limits:
+//! - `max_execution_ms`: **native**, fuel in slices. Every call runs with
 //!   [`WasmiOptions::fuel_slice`] units of fuel through `call_resumable`;
 //!   when a slice runs out the backend checks the wall clock and either
-//!   resumes with a new slice or ends the execution with `timeout`.
-//! - `max_memory_mb`: a `ResourceLimiter` refuses `memory.grow` beyond the
-//!   cap and ends the execution with `memory_limit`.
+//!   resumes with a new slice (at least what wasmi needs to make progress,
+//!   the leftover kept) or ends the execution with `timeout`. Modules are
+//!   translated eagerly at load, so no translation is charged to a slice
+//!   (wasmi's lazy translation could not be resumed: a long function
+//!   trapped with "all fuel consumed"). The start function runs through
+//!   the same loop: validation detaches it and the driver calls it.
+//! - `max_memory_mb` and the table cap: core's resource instrumentation
+//!   rewrites `memory.grow` and `table.grow` to end the execution with
+//!   `memory_limit` before growing past them (wasmi's `ResourceLimiter`
+//!   is not asked for growth past the engine's or the module's maximum,
+//!   so `memory.grow(0xffffffff)` returned -1); the limiter stays as a
+//!   backstop.
 //! - stack: wasmi's recursion depth and value-stack limits
 //!   ([`WasmiOptions::max_recursion_depth`]), mapped to `stack_overflow`.
 //! - fuel: a host budget is counted across slices (`fuel_exhausted`).
@@ -86,6 +95,7 @@ impl WasmiEngine {
         let mut config = wasmi::Config::default();
         config
             .consume_fuel(true)
+            .compilation_mode(wasmi::CompilationMode::Eager)
             .set_max_recursion_depth(options.max_recursion_depth)
             .wasm_multi_memory(false)
             .wasm_tail_call(false);
@@ -105,7 +115,7 @@ pub fn info() -> RuntimeInfo {
         "interpreter",
         [
             (EngineLimit::ExecutionTime, Enforcement::Native),
-            (EngineLimit::Memory, Enforcement::Native),
+            (EngineLimit::Memory, Enforcement::Instrumented),
             (EngineLimit::Stack, Enforcement::Native),
             (EngineLimit::Fuel, Enforcement::Native),
         ],

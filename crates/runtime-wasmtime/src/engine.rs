@@ -64,6 +64,10 @@ impl WasmEngine for WasmtimeEngine {
         self.runtime_info()
     }
 
+    fn max_memory_bytes(&self) -> u64 {
+        self.options.memory_reservation
+    }
+
     fn compile(&self, wasm: &[u8]) -> Result<Module> {
         Module::new(&self.engine, wasm)
             .map_err(|e| MorphError::invalid_module(format!("wasmtime cannot compile it: {e}")))

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use morph_core::{Enforcement, EngineLimit, MorphError, Result, RuntimeInfo};
+use morph_core::{Enforcement, EngineLimit, MorphError, ResourceLimits, Result, RuntimeInfo};
 use morph_wasm::{MAX_TABLE_ELEMENTS, MAX_TABLES, WasmBackend};
 
 pub use engine::WasmtimeInstance;
@@ -64,14 +64,26 @@ pub struct WasmtimeOptions {
     pub pulley: bool,
     /// Instances the pooling allocator keeps ready: every execution takes a
     /// slot (memory reserved up front, reset copy-on-write) instead of
-    /// mapping and unmapping a fresh linear memory. Default 128, or two per
-    /// CPU on machines with more than 64 (the default pool runs one
-    /// execution per CPU at a time); each slot
-    /// reserves about 4 GiB of address space plus guards (not memory), so
-    /// a process under `ulimit -v` wants 0 here. More simultaneous
-    /// executions than slots fail with `trap` (no free slot). 0 uses the
-    /// on-demand allocator instead.
+    /// mapping and unmapping a fresh linear memory. More simultaneous
+    /// executions than slots fail with `trap` (no free slot); 0 uses the
+    /// on-demand allocator instead. Each slot reserves
+    /// [`memory_reservation`](Self::memory_reservation) plus guards and
+    /// 64 MiB of table space (address space, not memory). Default (see
+    /// [`WasmtimeOptions::for_address_space`]): 128, or two per CPU on
+    /// machines with more than 64, when the address space is unlimited;
+    /// under `ulimit -v`, as many as fit in a quarter of it, at most two
+    /// per CPU, and 0 when fewer than one per CPU fit. If the pool cannot
+    /// be created, the engine says so in a warning and allocates on demand.
     pub pool_slots: u32,
+    /// Address space reserved for each linear memory, in bytes, which is
+    /// also the largest memory an instance can have: an extension whose
+    /// `max_memory_mb` is above it is refused at load with `unsupported`.
+    /// Default 4 GiB (wasmtime's own: no bounds checks in compiled code),
+    /// or 128 MiB (the default ceiling of `max_memory_mb`) under `ulimit -v`.
+    pub memory_reservation: u64,
+    /// Guard region after (and before) each linear memory, in bytes.
+    /// Default 32 MiB (wasmtime's own), or 2 MiB under `ulimit -v`.
+    pub memory_guard: u64,
 }
 
 impl WasmtimeOptions {
@@ -84,20 +96,55 @@ impl WasmtimeOptions {
             ..WasmtimeOptions::default()
         }
     }
-}
 
-impl Default for WasmtimeOptions {
-    fn default() -> Self {
-        WasmtimeOptions {
+    /// The defaults for a process that may map `limit` bytes of address
+    /// space (`None`: unlimited); [`Default`] passes this process's
+    /// `RLIMIT_AS`. Under a limit, each linear memory reserves the default
+    /// `max_memory_mb` ceiling instead of 4 GiB, and the pool gets as many
+    /// slots as fit in a quarter of the limit.
+    pub fn for_address_space(limit: Option<u64>) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+        let base = WasmtimeOptions {
             max_wasm_stack: 512 << 10,
             epoch_tick: Duration::from_millis(5),
             fuel: false,
             pulley: false,
             // At least two slots per execution thread of the default pool,
             // so its threads can never exhaust the pool.
-            pool_slots: std::thread::available_parallelism()
-                .map_or(128, |n| (n.get() as u32).saturating_mul(2).max(128)),
+            pool_slots: cpus.saturating_mul(2).max(128),
+            memory_reservation: 4 << 30,
+            memory_guard: 32 << 20,
+        };
+        let Some(limit) = limit else {
+            return base;
+        };
+        let memory_reservation = ResourceLimits::default().max_memory_bytes();
+        let memory_guard = 2 << 20;
+        let per_slot = pool_slot_bytes(memory_reservation, memory_guard);
+        let fit = u32::try_from((limit / 4) / per_slot).unwrap_or(u32::MAX);
+        let slots = fit.min(cpus.saturating_mul(2));
+        WasmtimeOptions {
+            pool_slots: if slots < cpus { 0 } else { slots },
+            memory_reservation,
+            memory_guard,
+            ..base
         }
+    }
+}
+
+/// Address space one pool slot reserves: the memory with a guard on each
+/// side, [`MAX_TABLES`] tables of [`MAX_TABLE_ELEMENTS`] pointer-sized
+/// elements, and a little instance state.
+fn pool_slot_bytes(memory_reservation: u64, memory_guard: u64) -> u64 {
+    memory_reservation
+        + 2 * memory_guard
+        + u64::from(MAX_TABLES) * MAX_TABLE_ELEMENTS * 8
+        + (1 << 20)
+}
+
+impl Default for WasmtimeOptions {
+    fn default() -> Self {
+        WasmtimeOptions::for_address_space(morph_wasm::address_space_limit())
     }
 }
 
@@ -170,19 +217,37 @@ impl WasmtimeEngine {
                 .target("pulley64")
                 .map_err(|e| MorphError::host_error(format!("wasmtime pulley target: {e}")))?;
         }
+        config
+            .memory_reservation(options.memory_reservation)
+            .memory_guard_size(options.memory_guard);
+        let on_demand = config.clone();
         if options.pool_slots > 0 {
             let mut pool = wasmtime::PoolingAllocationConfig::new();
             // Sized for what core's validation admits: one memory, at most
             // MAX_TABLES tables of at most MAX_TABLE_ELEMENTS elements.
             pool.total_core_instances(options.pool_slots)
                 .total_memories(options.pool_slots)
+                .max_memory_size(usize::try_from(options.memory_reservation).unwrap_or(usize::MAX))
                 .total_tables(options.pool_slots.saturating_mul(MAX_TABLES))
                 .max_tables_per_module(MAX_TABLES)
                 .table_elements(MAX_TABLE_ELEMENTS as usize);
             config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         }
-        let engine = wasmtime::Engine::new(&config)
-            .map_err(|e| MorphError::host_error(format!("wasmtime engine: {e}")))?;
+        let engine = match wasmtime::Engine::new(&config) {
+            Ok(engine) => engine,
+            Err(e) if options.pool_slots > 0 => {
+                tracing::warn!(
+                    pool_slots = options.pool_slots,
+                    memory_reservation = options.memory_reservation,
+                    address_space_limit = ?morph_wasm::address_space_limit(),
+                    "wasmtime cannot create its pool of {} instances ({e:#}); allocating each instance on demand instead (lower --pool-slots, or 0, to silence this)",
+                    options.pool_slots
+                );
+                wasmtime::Engine::new(&on_demand)
+                    .map_err(|e| MorphError::host_error(format!("wasmtime engine: {e:#}")))?
+            }
+            Err(e) => return Err(MorphError::host_error(format!("wasmtime engine: {e:#}"))),
+        };
         let ticker = EpochTicker::start(engine.clone(), options.epoch_tick)?;
         Ok(WasmtimeEngine {
             engine,
@@ -231,5 +296,35 @@ impl WasmtimeEngine {
                 (EngineLimit::Fuel, fuel),
             ],
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pool_is_sized_from_the_address_space() {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+        let unlimited = WasmtimeOptions::for_address_space(None);
+        assert_eq!(unlimited.memory_reservation, 4 << 30);
+        assert!(unlimited.pool_slots >= 128);
+
+        // The issue's `ulimit -v 8000000`: 128 MiB memories, and the slots
+        // that fit in a quarter of 7.6 GiB (9), at most two per CPU.
+        let limited = WasmtimeOptions::for_address_space(Some(8_000_000 << 10));
+        assert_eq!(limited.memory_reservation, 128 << 20);
+        assert_eq!(limited.memory_guard, 2 << 20);
+        let fit = 9.min(cpus * 2);
+        assert_eq!(limited.pool_slots, if fit < cpus { 0 } else { fit });
+        let cost = u64::from(limited.pool_slots)
+            * pool_slot_bytes(limited.memory_reservation, limited.memory_guard);
+        assert!(cost <= (8_000_000 << 10) / 4, "{cost}");
+
+        // Too little for one slot per CPU: allocate on demand.
+        assert_eq!(
+            WasmtimeOptions::for_address_space(Some(256 << 20)).pool_slots,
+            0
+        );
     }
 }

@@ -151,3 +151,32 @@ async fn a_fuel_budget_ends_a_loop_with_fuel_exhausted() {
     assert!(ok.result.is_ok());
     assert!(ok.report.fuel_used.is_some_and(|f| f > 0 && f < 5_000_000));
 }
+
+/// An engine configured for small memories refuses, at load, a policy
+/// whose memory cap it could not honour (growth between the two would
+/// return -1 here and end with `memory_limit` on other backends).
+#[tokio::test]
+async fn a_memory_cap_above_the_engine_reservation_is_unsupported() {
+    let backend = morph_runtime_wasmtime::backend(WasmtimeOptions {
+        memory_reservation: 64 << 20,
+        pool_slots: 0,
+        ..WasmtimeOptions::default()
+    })
+    .expect("backend");
+    let runtime = EngineRuntime::new(backend).expect("runtime");
+    let policy = HostPolicy::allow_requested();
+    let mut artifact = kitchen_artifact();
+    artifact.manifest.resource_limits.max_memory_mb = 128;
+    let e = runtime
+        .load(&artifact, Arc::new(CapabilityHost::in_memory()), &policy)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert!(e.message().contains("max_memory_mb = 128"), "{e}");
+    artifact.manifest.resource_limits.max_memory_mb = 64;
+    runtime
+        .load(&artifact, Arc::new(CapabilityHost::in_memory()), &policy)
+        .await
+        .expect("a cap within the reservation loads");
+}
