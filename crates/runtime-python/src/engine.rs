@@ -11,6 +11,7 @@ use morph_core::{
 };
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
+use pyo3::type_object::PyTypeInfo;
 use pyo3::types::{PyCFunction, PyDict, PyModule, PyTuple};
 use serde::Deserialize;
 
@@ -97,6 +98,16 @@ fn set_current_host(host: Option<SharedHost>) {
 pub struct PythonEngine;
 
 fn py_error(py: Python<'_>, e: PyErr, what: &str) -> MorphError {
+    // The glue itself can run out of memory or stack while it handles a
+    // guest's result: those are still the guest's limits.
+    if e.is_instance_of::<pyo3::exceptions::PyMemoryError>(py) {
+        return MorphError::memory_limit(format!(
+            "{what}: out of memory under max_memory_mb"
+        ));
+    }
+    if e.is_instance_of::<pyo3::exceptions::PyRecursionError>(py) {
+        return MorphError::stack_overflow(format!("{what}: maximum recursion depth exceeded"));
+    }
     let text = e
         .value(py)
         .str()
@@ -199,13 +210,19 @@ impl ScriptEngine for PythonEngine {
             )
             .map_err(|e| py_error(py, e, "the morph module"))?;
             native_functions(py, &morph).map_err(|e| py_error(py, e, "the morph module"))?;
-            let sys = py
-                .import("sys")
-                .map_err(|e| py_error(py, e, "import sys"))?;
-            sys.call_method1("setrecursionlimit", (RECURSION_LIMIT,))
-                .map_err(|e| py_error(py, e, "setrecursionlimit"))?;
+            // pyo3 creates this type on first use; under a tight memory cap
+            // that first use can fail and deadlock on its own lazy cell.
+            let _ = pyo3::panic::PanicException::type_object(py);
             morph
                 .call_method1("_seal", (PRELOADED_MODULES.to_vec(),))
+                .map_err(|e| py_error(py, e, "closing the sandbox"))?;
+            let sandbox_error = morph
+                .getattr("SandboxError")
+                .map_err(|e| py_error(py, e, "the morph module"))?;
+            crate::sandbox::close(py, sandbox_error.unbind(), RECURSION_LIMIT)
+                .map_err(|e| py_error(py, e, "closing the sandbox"))?;
+            morph
+                .call_method0("_snapshot")
                 .map_err(|e| py_error(py, e, "closing the sandbox"))?;
             let _ = MORPH.set(morph.unbind());
             Ok(())

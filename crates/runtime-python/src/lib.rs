@@ -46,6 +46,7 @@
 #![warn(missing_docs)]
 
 mod engine;
+mod sandbox;
 
 use morph_core::{Enforcement, EngineLimit, RuntimeInfo, RuntimeKind};
 #[cfg(target_os = "linux")]
