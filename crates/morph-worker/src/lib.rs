@@ -32,7 +32,13 @@
 #[cfg(target_os = "linux")]
 mod child;
 #[cfg(target_os = "linux")]
+mod crash;
+#[cfg(target_os = "linux")]
+mod fork;
+#[cfg(target_os = "linux")]
 mod parent;
+#[cfg(target_os = "linux")]
+mod passing;
 #[cfg(target_os = "linux")]
 pub mod protocol;
 #[cfg(target_os = "linux")]
@@ -42,6 +48,8 @@ mod spawn;
 
 #[cfg(target_os = "linux")]
 pub use child::{is_worker, main_if_worker};
+#[cfg(target_os = "linux")]
+pub use fork::{ForkHook, set_fork_hook};
 #[cfg(target_os = "linux")]
 pub use parent::{WorkerBackend, WorkerCommand, WorkerOptions};
 #[cfg(target_os = "linux")]

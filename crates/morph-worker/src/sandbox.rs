@@ -155,6 +155,33 @@ pub fn cap_address_space(limit_bytes: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// Caps the address space at `limit_bytes` for the soft limit only: the
+/// zygote, whose children then set their own (lower) cap, soft and hard.
+pub fn cap_address_space_soft(limit_bytes: u64) -> io::Result<()> {
+    let mut current = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write a valid rlimit struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut current) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let limit = libc::rlimit {
+        rlim_cur: limit_bytes.min(current.rlim_max),
+        rlim_max: current.rlim_max,
+    };
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The zygote's filter (placeholder until the measured allowlist).
+pub fn lock_down_zygote() -> io::Result<()> {
+    Ok(())
+}
+
 fn rule(conditions: Vec<SeccompCondition>) -> io::Result<SeccompRule> {
     SeccompRule::new(conditions).map_err(io::Error::other)
 }

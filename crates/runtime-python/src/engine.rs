@@ -101,9 +101,7 @@ fn py_error(py: Python<'_>, e: PyErr, what: &str) -> MorphError {
     // The glue itself can run out of memory or stack while it handles a
     // guest's result: those are still the guest's limits.
     if e.is_instance_of::<pyo3::exceptions::PyMemoryError>(py) {
-        return MorphError::memory_limit(format!(
-            "{what}: out of memory under max_memory_mb"
-        ));
+        return MorphError::memory_limit(format!("{what}: out of memory under max_memory_mb"));
     }
     if e.is_instance_of::<pyo3::exceptions::PyRecursionError>(py) {
         return MorphError::stack_overflow(format!("{what}: maximum recursion depth exceeded"));
@@ -221,10 +219,9 @@ impl ScriptEngine for PythonEngine {
                 .map_err(|e| py_error(py, e, "the morph module"))?;
             crate::sandbox::close(py, sandbox_error.unbind(), RECURSION_LIMIT)
                 .map_err(|e| py_error(py, e, "closing the sandbox"))?;
-            morph
-                .call_method0("_snapshot")
-                .map_err(|e| py_error(py, e, "closing the sandbox"))?;
             let _ = MORPH.set(morph.unbind());
+            #[cfg(target_os = "linux")]
+            morph_worker::set_fork_hook(fork_with_interpreter);
             Ok(())
         })
     }
@@ -253,6 +250,27 @@ impl ScriptEngine for PythonEngine {
             }
         })
     }
+}
+
+/// Forks the zygote with the interpreter prepared, as `os.fork` does:
+/// `PyOS_BeforeFork` with the GIL held, then the matching after-fork call
+/// in the parent and in the child.
+#[cfg(target_os = "linux")]
+fn fork_with_interpreter(fork: &mut dyn FnMut() -> i32) -> i32 {
+    Python::attach(|_py| {
+        // SAFETY: the GIL is held (attach); these are CPython's documented
+        // calls around fork(), each run once on the matching side.
+        unsafe {
+            pyo3::ffi::PyOS_BeforeFork();
+            let pid = fork();
+            if pid == 0 {
+                pyo3::ffi::PyOS_AfterFork_Child();
+            } else {
+                pyo3::ffi::PyOS_AfterFork_Parent();
+            }
+            pid
+        }
+    })
 }
 
 /// `invalid_module` naming the file, line and what the parser said.
@@ -356,17 +374,9 @@ impl PythonInstance {
 impl ScriptInstance for PythonInstance {
     fn run(&mut self, call: ScriptCall<'_>) -> Result<Vec<u8>> {
         set_current_host(Some(call.host.clone()));
-        let result = Python::attach(|py| {
-            let result = self.call_glue(py, &call);
-            // Whatever the extension changed in loaded modules is undone
-            // before the next execution.
-            if let Some(morph) = MORPH.get()
-                && let Err(e) = morph.bind(py).call_method0("_reset")
-            {
-                return Err(py_error(py, e, "resetting the interpreter"));
-            }
-            result
-        });
+        // In a worker this runs in the call's own child of the zygote,
+        // which exits afterwards: nothing the extension changes survives.
+        let result = Python::attach(|py| self.call_glue(py, &call));
         set_current_host(None);
         if call.deadline.expired() {
             return Err(call.timeout_error());

@@ -231,35 +231,4 @@ def _seal(preload):
     sys.stdout, sys.stderr = _stdout, _stderr
 
 
-def _snapshot():
-    """What _reset puts back."""
-    import sys
-
-    _state["modules"] = dict(sys.modules)
-    _state["saved"] = {name: dict(module.__dict__) for name, module in sys.modules.items()}
-
-
-_state = {}
-_MISSING = object()
-
-
-def _reset():
-    """Puts every loaded module's namespace back as it was when the worker
-    was sealed (a monkey-patched ``builtins.len`` or ``json.dumps`` does not
-    outlive the execution that patched it)."""
-    for stream in (_stdout, _stderr):
-        if stream is not None:
-            stream._buffer = ""
-    modules = _state.get("modules", {})
-    current = _sys.modules
-    for name in [n for n in current if n not in modules]:
-        del current[name]
-    current.update(modules)
-    for name, saved in _state.get("saved", {}).items():
-        namespace = modules[name].__dict__
-        if len(namespace) != len(saved) or any(namespace.get(k, _MISSING) is not v for k, v in saved.items()):
-            namespace.clear()
-            namespace.update(saved)
-
-
 _stdout = _stderr = None

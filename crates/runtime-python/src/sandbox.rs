@@ -102,9 +102,7 @@ pub(crate) fn close(py: Python<'_>, sandbox_error: Py<PyAny>, limit: u32) -> PyR
             let refused = refusal(&event, event_args.unwrap_or(&empty), &builtins);
             match refused {
                 None => Ok(()),
-                Some(message) => Err(PyErr::from_value(
-                    sandbox_error.bind(py).call1((message,))?,
-                )),
+                Some(message) => Err(PyErr::from_value(sandbox_error.bind(py).call1((message,))?)),
             }
         },
     )?;
