@@ -150,11 +150,18 @@ impl ScriptInstance for JsScript {
         if let Err(e) = &result {
             tracing::debug!(file = %self.file, error = %e, "JavaScript call failed");
         }
-        drop(script);
-        drop(context);
-        // The realm is garbage now: free it before the next call rather
-        // than whenever Boa's allocation threshold next trips.
-        boa_gc::force_collect();
+        if in_throwaway_process() {
+            // A worker's call runs in a child that exits after it: freeing
+            // the realm would only touch (and copy) the zygote's pages.
+            std::mem::forget(script);
+            std::mem::forget(context);
+        } else {
+            drop(script);
+            drop(context);
+            // The realm is garbage now: free it before the next call rather
+            // than whenever Boa's allocation threshold next trips.
+            boa_gc::force_collect();
+        }
         result
     }
 
@@ -165,6 +172,19 @@ impl ScriptInstance for JsScript {
         if self.ready.is_none() {
             self.ready = Fresh::new(&self.file, &self.source, &self.limits).ok();
         }
+    }
+}
+
+/// Whether this is a worker, where every call runs in a child process of
+/// its own that exits after the call.
+fn in_throwaway_process() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        morph_worker::is_worker()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
     }
 }
 

@@ -242,10 +242,18 @@ impl ScriptEngine for PythonEngine {
                 .import("builtins")
                 .map_err(|e| py_error(py, e, "builtins"))?;
             match builtins.call_method1("compile", (source, file, "exec")) {
-                Ok(code) => Ok(Box::new(PythonInstance {
-                    code: code.unbind(),
-                    file: file.to_string(),
-                }) as Box<dyn ScriptInstance>),
+                Ok(code) => {
+                    // Everything alive now is the zygote's: the collector of
+                    // a call's child leaves it alone (no copy-on-write fault
+                    // for every object on the first collection).
+                    py.import("gc")
+                        .and_then(|gc| gc.call_method0("freeze"))
+                        .map_err(|e| py_error(py, e, "gc.freeze"))?;
+                    Ok(Box::new(PythonInstance {
+                        code: code.unbind(),
+                        file: file.to_string(),
+                    }) as Box<dyn ScriptInstance>)
+                }
                 Err(e) => Err(syntax_error(py, &e, file)),
             }
         })

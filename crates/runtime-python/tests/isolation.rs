@@ -244,10 +244,44 @@ fn a_worker_that_hangs_up_is_reported_not_waited_for() -> Result<(), Failed> {
     })
 }
 
+/// Prints the cost of one warm execution (a timing loop, not a
+/// benchmark); fails only on something pathological (above 200 ms each).
+fn per_call_cost() -> Result<(), Failed> {
+    block_on(async {
+        let runtime = runtime()?;
+        let host = Arc::new(CapabilityHost::in_memory());
+        let ext = load(&runtime, &host, "snoop", None).await?;
+        let ping = || async {
+            ext.execute("ping", json!({}), &ExecutionContext::default())
+                .await
+                .map_err(|e| Failed::from(format!("ping: {e}")))
+        };
+        ping().await?;
+        let mut took = Vec::new();
+        for _ in 0..200 {
+            let started = Instant::now();
+            ping().await?;
+            took.push(started.elapsed());
+        }
+        took.sort();
+        let mean = took.iter().sum::<Duration>() / took.len() as u32;
+        eprintln!(
+            "python per-call cost: mean {mean:?}, median {:?}, p90 {:?}",
+            took[took.len() / 2],
+            took[took.len() * 9 / 10]
+        );
+        if mean > Duration::from_millis(200) {
+            return Err(format!("a warm execution took {mean:?}").into());
+        }
+        Ok(())
+    })
+}
+
 fn main() {
     main_if_worker(&[Arc::new(PythonEngine)]);
     let args = Arguments::from_args();
     let trials = vec![
+        Trial::test("python/per_call_cost", per_call_cost),
         Trial::test("python/endless_loop_is_timeout", endless_loop),
         Trial::test(
             "python/endless_allocation_is_memory_limit",
