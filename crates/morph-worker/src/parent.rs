@@ -318,6 +318,16 @@ struct Worker {
     stderr_reader: Option<JoinHandle<()>>,
     /// The number of the last `Run` (from a random start).
     seq: u64,
+    /// The last call answered, but its child not yet reported gone: the
+    /// next call waits for that report (killing the child once its own
+    /// deadline and grace have passed).
+    unsettled: Option<Unsettled>,
+}
+
+/// A call whose child answered and has not been reaped yet.
+struct Unsettled {
+    seq: u64,
+    kill_at: Instant,
 }
 
 struct Outcome {
@@ -470,6 +480,7 @@ impl Worker {
             // Unpredictable, so extension code cannot forge the answer to a
             // call it has not seen.
             seq: getrandom::u64().unwrap_or(0) >> 1,
+            unsettled: None,
         };
         worker.handshake(spec)?;
         Ok(worker)
@@ -541,11 +552,50 @@ impl Worker {
             .map_err(|e| MorphError::host_error(format!("worker control socket: {e}")))
     }
 
-    /// Alive, and nothing unread from it.
+    /// Alive, its last call's child gone, and nothing unread from the
+    /// zygote.
     fn healthy(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-            && self.from_zygote.is_empty()
-            && self.call_output.is_empty()
+        self.settle() && matches!(self.child.try_wait(), Ok(None)) && self.from_zygote.is_empty()
+    }
+
+    /// Waits until the child of the last answered call is reported gone
+    /// (usually at once: it exits right after its answer). A child that
+    /// answered and kept running is killed at its own deadline plus grace.
+    /// `false`: the zygote did not report it, and this worker is unusable.
+    fn settle(&mut self) -> bool {
+        let Some(Unsettled { seq, kill_at }) = self.unsettled.take() else {
+            return true;
+        };
+        let mut until = kill_at;
+        let mut aborted = false;
+        loop {
+            let wait = until.saturating_duration_since(Instant::now());
+            crossbeam_channel::select! {
+                recv(self.from_zygote) -> message => {
+                    let ended = matches!(
+                        message.ok().and_then(|m| m.ok()).and_then(|body| parse::<FromZygote>(&body).ok()),
+                        Some(FromZygote::Ended { seq: which, .. }) if which == seq
+                    );
+                    return ended;
+                }
+                // That call's late output: nobody's.
+                recv(self.call_output) -> message => {
+                    if message.is_err() {
+                        return false;
+                    }
+                }
+                default(wait) => {
+                    if aborted {
+                        return false;
+                    }
+                    aborted = true;
+                    until = Instant::now() + ABORT_WAIT;
+                    if self.send_control(&ToZygote::Abort { seq }).is_err() {
+                        return false;
+                    }
+                }
+            }
+        }
     }
 
     /// Asks the zygote to kill the call's child (once).
@@ -585,6 +635,10 @@ impl Worker {
     /// calls and logs to `session`, until the child is gone.
     fn run(&mut self, session: &mut Session, call: GuestCall<'_>, grace: Duration) -> Outcome {
         let deadline = session.deadline().clone();
+        if !self.settle() {
+            let e = MorphError::host_error("the worker did not end its previous call");
+            return Outcome::lost(Err(self.death(session, e)));
+        }
         // Whatever the worker wrote between calls is nobody's output.
         *self.stderr.lock().unwrap_or_else(|p| p.into_inner()) = Stderr::default();
         self.seq = self.seq.wrapping_add(1);
@@ -628,6 +682,24 @@ impl Worker {
         loop {
             if ended.is_some() && output_closed {
                 break;
+            }
+            // Answered: the result is final. The child exits right after
+            // its answer; the next call waits for the zygote's report.
+            if ended.is_none() && fatal.is_none() && done.is_some() {
+                let _ = self.charge_stderr(session);
+                self.unsettled = Some(Unsettled {
+                    seq,
+                    kill_at: Instant::now() + deadline.remaining() + grace,
+                });
+                let result = match done {
+                    Some(_) if deadline.expired() => Err(session.timeout_error()),
+                    Some(result) => result,
+                    None => Err(MorphError::host_error("no answer")),
+                };
+                return Outcome {
+                    result,
+                    reusable: true,
+                };
             }
             // A child that closed its output without answering and is
             // still alive can no longer answer: end it. (A dead one is
