@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use morph_core::{
-    BaseMorphRuntime, CapabilityHost, EngineRuntime, ExecutionContext, ExtensionArtifact,
-    HostPolicy, LoadedExtension,
+    BaseMorphRuntime, CapabilityHost, EngineRuntime, ErrorKind, ExecutionContext,
+    ExtensionArtifact, HostPolicy, LoadedExtension,
 };
 use morph_runtime_js::{JsEngine, worker_backend};
 use morph_worker::{WorkerOptions, main_if_worker};
@@ -75,9 +75,42 @@ fn per_call_cost() -> Result<(), Failed> {
     })
 }
 
+/// A source too deep for Boa's parser is refused at load with
+/// `invalid_module` naming the file and line, never a crash of the worker.
+fn deep_source_is_invalid_module() -> Result<(), Failed> {
+    block_on(async {
+        let runtime = runtime()?;
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../conformance/fixtures/script_deep_source");
+        let artifact =
+            ExtensionArtifact::from_dir(&dir).map_err(|e| Failed::from(e.to_string()))?;
+        let host = Arc::new(CapabilityHost::in_memory());
+        match runtime
+            .load(&artifact, host, &HostPolicy::allow_requested())
+            .await
+        {
+            Err(e)
+                if e.kind() == ErrorKind::InvalidModule
+                    && e.message()
+                        .contains("extension.js: line 3: brackets nested too deeply") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(format!("expected invalid_module naming the line, got {e}").into()),
+            Ok(_) => Err("a 20000-deep source loaded".into()),
+        }
+    })
+}
+
 fn main() {
     main_if_worker(&[Arc::new(JsEngine)]);
     let args = Arguments::from_args();
-    let trials = vec![Trial::test("js/per_call_cost", per_call_cost)];
+    let trials = vec![
+        Trial::test("js/per_call_cost", per_call_cost),
+        Trial::test(
+            "js/deep_source_is_invalid_module",
+            deep_source_is_invalid_module,
+        ),
+    ];
     libtest_mimic::run(&args, trials).exit();
 }
