@@ -28,10 +28,11 @@ const MAX_PARENT_FRAME: usize = 256 << 20;
 
 /// Address space above the zygote's size at the fork that a call's child
 /// may map besides the extension's `max_memory_mb`: what the engine itself
-/// needs to run a call (allocator growth, the call's native stack, the
-/// result's serialisation). Measured: see `ENGINE_HEADROOM` in the notes
-/// of the crate docs.
-pub(crate) const ENGINE_HEADROOM: u64 = 8 << 20;
+/// needs to run a call (a trivial Python or JavaScript call runs with
+/// none; this is margin for the result's serialisation and allocator
+/// rounding). The only other slack is what the zygote's heap holds free
+/// at the fork (one malloc arena: see `main_if_worker`).
+pub(crate) const ENGINE_HEADROOM: u64 = 2 << 20;
 
 /// Address space the zygote may grow by while it compiles the extension
 /// (besides 64 bytes per byte of source).
@@ -62,6 +63,13 @@ pub fn main_if_worker(engines: &[Arc<dyn ScriptEngine>]) {
         return;
     }
     IS_WORKER.store(true, Ordering::Relaxed);
+    // One malloc arena for every thread: a thread arena reserves 64 MiB of
+    // address space up front, which the address-space cap would count as
+    // used and a guest could then fill unseen. With the main arena only,
+    // the heap grows (and is capped) as it is used.
+    // SAFETY: mallopt with a constant, before this process starts threads
+    // of its own.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     let engines = engines.to_vec();
     let served = std::thread::Builder::new()
         .name("morph-worker".into())

@@ -244,6 +244,32 @@ fn a_worker_that_hangs_up_is_reported_not_waited_for() -> Result<(), Failed> {
     })
 }
 
+/// `max_memory_mb` is honest: an extension that allocates until it cannot
+/// gets about as much as the limit, not the limit plus a hidden margin.
+fn max_memory_is_honest() -> Result<(), Failed> {
+    block_on(async {
+        let runtime = runtime()?;
+        let host = Arc::new(CapabilityHost::in_memory());
+        for mb in [2u64, 16, 64] {
+            let ext = load(&runtime, &host, "snoop", Some((20_000, mb))).await?;
+            let got = ext
+                .execute("measure", json!({}), &ExecutionContext::default())
+                .await
+                .map_err(|e| Failed::from(format!("measure: {e}")))?;
+            let got = got.as_u64().unwrap_or(0);
+            let limit = mb << 20;
+            eprintln!("max_memory_mb = {mb}: the guest got {} KiB", got >> 10);
+            // Python's own bookkeeping takes a little of the limit; the
+            // slack above it is the engine headroom (ENGINE_HEADROOM, 2
+            // MiB) plus what the zygote's heap had free.
+            if got < limit / 2 || got > limit + (4 << 20) {
+                return Err(format!("max_memory_mb = {mb}: the guest got {got} bytes").into());
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Prints the cost of one warm execution (a timing loop, not a
 /// benchmark); fails only on something pathological (above 200 ms each).
 fn per_call_cost() -> Result<(), Failed> {
@@ -282,6 +308,7 @@ fn main() {
     let args = Arguments::from_args();
     let trials = vec![
         Trial::test("python/per_call_cost", per_call_cost),
+        Trial::test("python/max_memory_is_honest", max_memory_is_honest),
         Trial::test("python/endless_loop_is_timeout", endless_loop),
         Trial::test(
             "python/endless_allocation_is_memory_limit",
