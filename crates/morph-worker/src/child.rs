@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use crate::crash;
 use crate::protocol::{
     CONTROL_FD, ChildStatus, FromChild, FromZygote, PROTOCOL_VERSION, ToChild, ToZygote, WireError,
-    parse, read_frame, write_frame,
+    encode_frame, parse, read_frame, write_frame,
 };
 use crate::sandbox;
 use morph_core::Deadline;
@@ -282,72 +283,296 @@ fn serve(engines: &[Arc<dyn ScriptEngine>]) -> std::result::Result<(), String> {
             return Ok(());
         }
     };
-    let verdict = crash::Verdicts::new().map_err(|e| format!("crash page: {e}"))?;
+    let verdicts = crash::Verdicts::new().map_err(|e| format!("crash page: {e}"))?;
+    let mut zygote = Zygote {
+        control,
+        status,
+        verdicts,
+        limits,
+        spare: None,
+        running: Vec::new(),
+    };
+    zygote.serve(&mut *instance)
+}
 
-    loop {
-        let (call, remaining_ms, seq, fds) = match control.receive().map_err(control_error)? {
-            None => return Ok(()),
-            Some((
-                ToZygote::Run {
-                    call,
-                    remaining_ms,
-                    seq,
-                },
-                fds,
-            )) => (call, remaining_ms, seq, fds),
-            // An abort that crossed the child's end: nothing to do.
-            Some((ToZygote::Abort { .. }, _)) => continue,
-            Some((ToZygote::Load { .. }, _)) => {
-                return Err("a second `load` from the parent".into());
+/// A child forked ahead of its call: it has done its after-fork work and
+/// waits on `go` for the call and its pipes.
+struct Spare {
+    pid: libc::pid_t,
+    pidfd: Option<OwnedFd>,
+    go: File,
+}
+
+/// A child running (or finishing) a call.
+struct Running {
+    pid: libc::pid_t,
+    pidfd: Option<OwnedFd>,
+    seq: u64,
+}
+
+/// The worker process between calls: it hands each call to a spare child
+/// (forked ahead, so the fork is off the call's path), forks the next
+/// spare, reaps children and reports how each ended.
+struct Zygote {
+    control: Control,
+    status: Status,
+    verdicts: crash::Verdicts,
+    limits: morph_core::ResourceLimits,
+    spare: Option<Spare>,
+    running: Vec<Running>,
+}
+
+impl Zygote {
+    fn serve(&mut self, instance: &mut dyn ScriptInstance) -> std::result::Result<(), String> {
+        let control_error = |e: io::Error| format!("control socket: {e}");
+        loop {
+            if self.spare.is_none() {
+                self.spare = self.fork_spare(instance);
             }
-        };
-        let mut fds = fds.into_iter();
-        let (Some(input), Some(output), None) = (fds.next(), fds.next(), fds.next()) else {
-            return Err("a `run` without exactly two descriptors".into());
-        };
-        let channel = Channel {
-            input: File::from(input),
-            output: File::from(output),
-        };
+            self.wait(&mut *instance).map_err(control_error)?;
+        }
+    }
+
+    /// Forks a spare child; `None` if that fails (the next call then
+    /// reports its child not started).
+    fn fork_spare(&mut self, instance: &mut dyn ScriptInstance) -> Option<Spare> {
+        let (zygote_end, spare_end) = UnixStream::pair().ok()?;
         let at_fork = Sizes {
-            address_space: status.read("VmSize:").unwrap_or(0),
-            resident: status.read("VmRSS:").unwrap_or(0),
+            address_space: self.status.read("VmSize:").unwrap_or(0),
+            resident: self.status.read("VmRSS:").unwrap_or(0),
         };
-        verdict.clear();
         let zygote = std::process::id();
         let pid = crate::fork::fork();
         if pid == 0 {
-            let code = run_child(
-                channel,
-                &mut *instance,
-                &call,
-                Duration::from_millis(remaining_ms),
-                seq,
-                &limits,
+            drop(zygote_end);
+            let code = spare_main(
+                File::from(OwnedFd::from(spare_end)),
+                instance,
+                &self.limits,
                 at_fork,
                 zygote,
-                &verdict,
+                &self.verdicts,
             );
             // SAFETY: the child ends here without unwinding or running the
             // zygote's exit handlers.
             unsafe { libc::_exit(code) }
         }
+        drop(spare_end);
+        if pid < 0 {
+            return None;
+        }
+        Some(Spare {
+            pid,
+            pidfd: pidfd(pid),
+            go: File::from(OwnedFd::from(zygote_end)),
+        })
+    }
+
+    /// Waits for the host or a child and handles what happened.
+    fn wait(&mut self, instance: &mut dyn ScriptInstance) -> io::Result<()> {
+        let mut fds = vec![libc::pollfd {
+            fd: self.control.0.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        let mut without_pidfd = false;
+        for pidfd in self
+            .running
+            .iter()
+            .map(|r| &r.pidfd)
+            .chain(self.spare.iter().map(|s| &s.pidfd))
+        {
+            match pidfd {
+                Some(fd) => fds.push(libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                }),
+                None => without_pidfd = true,
+            }
+        }
+        // Without pidfds (kernels before 5.3), look every 2 ms.
+        let timeout = if without_pidfd { 2 } else { -1 };
+        // SAFETY: poll on valid pollfd entries.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if ready < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        // Children first: an `Ended` goes out before the next `Run` is read.
+        self.reap_children()?;
+        if fds[0].revents != 0 {
+            match self.control.receive()? {
+                None => {
+                    self.kill_all();
+                    std::process::exit(0);
+                }
+                Some((ToZygote::Run { .. }, fds)) if fds.len() != 2 => {
+                    return Err(io::Error::other("a `run` without exactly two descriptors"));
+                }
+                Some((
+                    ToZygote::Run {
+                        call,
+                        remaining_ms,
+                        seq,
+                    },
+                    fds,
+                )) => self.start(instance, call, remaining_ms, seq, fds)?,
+                Some((ToZygote::Abort { seq }, _)) => {
+                    if let Some(child) = self.running.iter().find(|r| r.seq == seq) {
+                        kill(child.pid);
+                    }
+                }
+                Some((ToZygote::Load { .. }, _)) => {
+                    return Err(io::Error::other("a second `load` from the parent"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands call `seq` to the spare (forking one now if there is none).
+    fn start(
+        &mut self,
+        instance: &mut dyn ScriptInstance,
+        call: crate::protocol::WireCall,
+        remaining_ms: u64,
+        seq: u64,
+        fds: Vec<OwnedFd>,
+    ) -> io::Result<()> {
+        self.verdicts.clear(seq);
+        let spare = match self.spare.take() {
+            Some(spare) => Some(spare),
+            None => self.fork_spare(instance),
+        };
+        let handed = spare.and_then(|mut spare| {
+            let frame = encode_frame(&ToZygote::Run {
+                call,
+                remaining_ms,
+                seq,
+            })
+            .ok()?;
+            let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
+            match crate::passing::send_with_fds(&mut spare.go, &frame, &raw) {
+                Ok(()) => Some(spare),
+                Err(_) => {
+                    kill(spare.pid);
+                    reap(spare.pid);
+                    None
+                }
+            }
+        });
         // Only the child holds the call's pipes now: their end of file is
         // its end.
-        drop(channel);
-        let ended = if pid < 0 {
-            ChildStatus::NotStarted
-        } else {
-            control.wait_child(pid, seq).map_err(control_error)?
-        };
-        control
-            .send(&FromZygote::Ended {
+        drop(fds);
+        match handed {
+            Some(spare) => self.running.push(Running {
+                pid: spare.pid,
+                pidfd: spare.pidfd,
                 seq,
-                status: ended,
-                verdict: verdict.read(),
-            })
-            .map_err(control_error)?;
+            }),
+            None => self.control.send(&FromZygote::Ended {
+                seq,
+                status: ChildStatus::NotStarted,
+                verdict: None,
+            })?,
+        }
+        Ok(())
     }
+
+    /// Reaps every child that has ended: a running one is reported, a
+    /// spare that died is replaced later.
+    fn reap_children(&mut self) -> io::Result<()> {
+        let mut i = 0;
+        while i < self.running.len() {
+            match try_reap(self.running[i].pid)? {
+                Some(status) => {
+                    let child = self.running.swap_remove(i);
+                    self.control.send(&FromZygote::Ended {
+                        seq: child.seq,
+                        status,
+                        verdict: self.verdicts.read(child.seq),
+                    })?;
+                }
+                None => i += 1,
+            }
+        }
+        if let Some(spare) = &self.spare
+            && try_reap(spare.pid)?.is_some()
+        {
+            self.spare = None;
+        }
+        Ok(())
+    }
+
+    fn kill_all(&mut self) {
+        for pid in self
+            .running
+            .iter()
+            .map(|r| r.pid)
+            .chain(self.spare.iter().map(|s| s.pid))
+        {
+            kill(pid);
+            reap(pid);
+        }
+    }
+}
+
+fn pidfd(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open with a child's pid; the descriptor, if any, is
+    // owned here.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// A spare child: waits for its call, then runs it.
+fn spare_main(
+    mut go: File,
+    instance: &mut dyn ScriptInstance,
+    limits: &morph_core::ResourceLimits,
+    at_fork: Sizes,
+    zygote: u32,
+    verdicts: &crash::Verdicts,
+) -> i32 {
+    // The control socket is the zygote's alone.
+    // SAFETY: closing a descriptor number this process holds.
+    unsafe { libc::close(CONTROL_FD) };
+    let Ok(Some((body, fds))) = crate::passing::read_with_fds(&mut go, MAX_PARENT_FRAME) else {
+        // The zygote is going away (or wrote nonsense): nothing to run.
+        return 0;
+    };
+    drop(go);
+    let Ok(ToZygote::Run {
+        call,
+        remaining_ms,
+        seq,
+    }) = parse::<ToZygote>(&body)
+    else {
+        return CHILD_SETUP_FAILED;
+    };
+    let mut fds = fds.into_iter();
+    let (Some(input), Some(output)) = (fds.next(), fds.next()) else {
+        return CHILD_SETUP_FAILED;
+    };
+    let channel = Channel {
+        input: File::from(input),
+        output: File::from(output),
+    };
+    run_child(
+        channel,
+        instance,
+        &call,
+        Duration::from_millis(remaining_ms),
+        seq,
+        limits,
+        at_fork,
+        zygote,
+        verdicts,
+    )
 }
 
 /// The zygote's sizes when it forked a call's child.
@@ -387,7 +612,7 @@ fn run_child(
         .address_space
         .saturating_add(limits.max_memory_bytes())
         .saturating_add(ENGINE_HEADROOM);
-    crash::install(verdict);
+    crash::install(verdict, seq);
     if sandbox::cap_address_space(cap).is_err() || sandbox::lock_down().is_err() {
         // No extension code runs without both.
         return CHILD_SETUP_FAILED;
@@ -466,65 +691,6 @@ impl Control {
         match crate::passing::read_with_fds(&mut self.0, MAX_PARENT_FRAME)? {
             Some((body, fds)) => Ok(Some((parse(&body)?, fds))),
             None => Ok(None),
-        }
-    }
-
-    /// Waits until the child `pid` of call `seq` ends, killing it when the
-    /// host asks (an `Abort`), and reaps it.
-    fn wait_child(&mut self, pid: libc::pid_t, seq: u64) -> io::Result<ChildStatus> {
-        // SAFETY: pidfd_open with a child's pid; the descriptor, if any, is
-        // owned here.
-        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        let pidfd = (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd as i32) });
-        loop {
-            let mut fds = [
-                libc::pollfd {
-                    fd: self.0.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: pidfd.as_ref().map_or(-1, |f| f.as_raw_fd()),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // Without a pidfd (kernels before 5.3), look every 2 ms.
-            let timeout = if pidfd.is_some() { -1 } else { 2 };
-            // SAFETY: poll on two valid pollfd entries.
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
-            if ready < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::Interrupted {
-                    kill(pid);
-                    return Err(e);
-                }
-            }
-            if fds[0].revents != 0 {
-                match self.receive()? {
-                    Some((ToZygote::Abort { seq: which }, _)) if which == seq => kill(pid),
-                    Some((ToZygote::Abort { .. }, _)) => {}
-                    Some(_) => {
-                        kill(pid);
-                        reap(pid);
-                        return Err(io::Error::other(
-                            "the host sent a call while one was running",
-                        ));
-                    }
-                    None => {
-                        // The host is gone: so is the call.
-                        kill(pid);
-                        reap(pid);
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the host closed the control socket",
-                        ));
-                    }
-                }
-            }
-            if let Some(status) = try_reap(pid)? {
-                return Ok(status);
-            }
         }
     }
 }

@@ -23,8 +23,11 @@ const NONE: u32 = 0;
 const MEMORY: u32 = 1;
 const STACK: u32 = 2;
 
-/// The shared page, mapped once in the zygote.
-pub(crate) struct Verdicts(&'static AtomicU32);
+/// Slots of the shared page: one per call in flight (by `seq`).
+const SLOTS: u64 = 1024;
+
+/// The shared page, mapped once in the zygote: one verdict slot per call.
+pub(crate) struct Verdicts(&'static [AtomicU32; SLOTS as usize]);
 
 /// Where the handler writes (set in the child before its sandbox closes).
 static PAGE: AtomicPtr<AtomicU32> = AtomicPtr::new(std::ptr::null_mut());
@@ -47,18 +50,25 @@ impl Verdicts {
         if page == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: the page is zeroed, aligned and valid for ever (above).
-        Ok(Verdicts(unsafe { &*(page as *const AtomicU32) }))
+        // SAFETY: the page is zeroed, aligned, 4096 bytes (1024 slots) and
+        // valid for ever (above).
+        Ok(Verdicts(unsafe {
+            &*(page as *const [AtomicU32; SLOTS as usize])
+        }))
     }
 
-    /// Before each fork.
-    pub(crate) fn clear(&self) {
-        self.0.store(NONE, Ordering::SeqCst);
+    fn slot(&self, seq: u64) -> &'static AtomicU32 {
+        &self.0[(seq % SLOTS) as usize]
     }
 
-    /// After the child is reaped.
-    pub(crate) fn read(&self) -> Option<Verdict> {
-        match self.0.load(Ordering::SeqCst) {
+    /// Before call `seq` starts.
+    pub(crate) fn clear(&self, seq: u64) {
+        self.slot(seq).store(NONE, Ordering::SeqCst);
+    }
+
+    /// After the child of call `seq` is reaped.
+    pub(crate) fn read(&self, seq: u64) -> Option<Verdict> {
+        match self.slot(seq).load(Ordering::SeqCst) {
             MEMORY => Some(Verdict::MemoryLimit),
             STACK => Some(Verdict::StackOverflow),
             _ => None,
@@ -89,10 +99,10 @@ extern "C" fn on_abort(_signal: libc::c_int) {
     // Returning lets abort() go on to kill the process.
 }
 
-/// Installs the handler in a call's child.
-pub(crate) fn install(verdicts: &Verdicts) {
+/// Installs the handler in the child of call `seq`.
+pub(crate) fn install(verdicts: &Verdicts, seq: u64) {
     PAGE.store(
-        verdicts.0 as *const AtomicU32 as *mut AtomicU32,
+        verdicts.slot(seq) as *const AtomicU32 as *mut AtomicU32,
         Ordering::SeqCst,
     );
     // SAFETY: a sigaction with a plain handler function. Not SA_ONSTACK:

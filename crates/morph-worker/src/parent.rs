@@ -318,16 +318,18 @@ struct Worker {
     stderr_reader: Option<JoinHandle<()>>,
     /// The number of the last `Run` (from a random start).
     seq: u64,
-    /// The last call answered, but its child not yet reported gone: the
-    /// next call waits for that report (killing the child once its own
-    /// deadline and grace have passed).
-    unsettled: Option<Unsettled>,
+    /// Calls answered whose children are not yet reported gone (a child
+    /// exits right after its answer; one that keeps running is killed at
+    /// its own deadline and grace). At most one stays while the next call
+    /// runs.
+    unsettled: Vec<Unsettled>,
 }
 
 /// A call whose child answered and has not been reaped yet.
 struct Unsettled {
     seq: u64,
     kill_at: Instant,
+    aborted_at: Option<Instant>,
 }
 
 struct Outcome {
@@ -480,7 +482,7 @@ impl Worker {
             // Unpredictable, so extension code cannot forge the answer to a
             // call it has not seen.
             seq: getrandom::u64().unwrap_or(0) >> 1,
-            unsettled: None,
+            unsettled: Vec::new(),
         };
         worker.handshake(spec)?;
         Ok(worker)
@@ -552,48 +554,80 @@ impl Worker {
             .map_err(|e| MorphError::host_error(format!("worker control socket: {e}")))
     }
 
-    /// Alive, its last call's child gone, and nothing unread from the
-    /// zygote.
+    /// Alive, and at most one answered call still finishing (only the
+    /// zygote writes on the control socket; whatever else it sent between
+    /// calls fails `settle`).
     fn healthy(&mut self) -> bool {
-        self.settle() && matches!(self.child.try_wait(), Ok(None)) && self.from_zygote.is_empty()
+        self.settle(1) && matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Waits until the child of the last answered call is reported gone
-    /// (usually at once: it exits right after its answer). A child that
-    /// answered and kept running is killed at its own deadline plus grace.
-    /// `false`: the zygote did not report it, and this worker is unusable.
-    fn settle(&mut self) -> bool {
-        let Some(Unsettled { seq, kill_at }) = self.unsettled.take() else {
-            return true;
-        };
-        let mut until = kill_at;
-        let mut aborted = false;
-        loop {
-            let wait = until.saturating_duration_since(Instant::now());
-            crossbeam_channel::select! {
-                recv(self.from_zygote) -> message => {
-                    let ended = matches!(
-                        message.ok().and_then(|m| m.ok()).and_then(|body| parse::<FromZygote>(&body).ok()),
-                        Some(FromZygote::Ended { seq: which, .. }) if which == seq
-                    );
-                    return ended;
+    /// A control message between calls: the end of an answered call.
+    fn note_ended(&mut self, message: Frame) -> bool {
+        let ended = message
+            .ok()
+            .and_then(|body| parse::<FromZygote>(&body).ok());
+        match ended {
+            Some(FromZygote::Ended { seq, .. }) => {
+                let before = self.unsettled.len();
+                self.unsettled.retain(|u| u.seq != seq);
+                self.unsettled.len() < before
+            }
+            _ => false,
+        }
+    }
+
+    /// Kills answered calls' children that outlived their deadline.
+    fn abort_overdue(&mut self) -> bool {
+        let now = Instant::now();
+        let mut overdue = Vec::new();
+        for u in &mut self.unsettled {
+            match u.aborted_at {
+                None if now >= u.kill_at => {
+                    u.aborted_at = Some(now);
+                    overdue.push(u.seq);
                 }
-                // That call's late output: nobody's.
+                Some(at) if now.duration_since(at) > ABORT_WAIT => return false,
+                _ => {}
+            }
+        }
+        overdue
+            .into_iter()
+            .all(|seq| self.send_control(&ToZygote::Abort { seq }).is_ok())
+    }
+
+    /// Waits until at most `keep` answered calls are still finishing.
+    /// `false`: the zygote did not report them, and this worker is
+    /// unusable.
+    fn settle(&mut self, keep: usize) -> bool {
+        loop {
+            while let Ok(message) = self.from_zygote.try_recv() {
+                if !self.note_ended(message) {
+                    return false;
+                }
+            }
+            // Late output of answered calls: nobody's (no call runs now).
+            while self.call_output.try_recv().is_ok() {}
+            if self.unsettled.len() <= keep {
+                return true;
+            }
+            if !self.abort_overdue() {
+                return false;
+            }
+            crossbeam_channel::select! {
+                recv(self.from_zygote) -> message => match message {
+                    Ok(message) => {
+                        if !self.note_ended(message) {
+                            return false;
+                        }
+                    }
+                    Err(_) => return false,
+                },
                 recv(self.call_output) -> message => {
                     if message.is_err() {
                         return false;
                     }
                 }
-                default(wait) => {
-                    if aborted {
-                        return false;
-                    }
-                    aborted = true;
-                    until = Instant::now() + ABORT_WAIT;
-                    if self.send_control(&ToZygote::Abort { seq }).is_err() {
-                        return false;
-                    }
-                }
+                default(POLL) => {}
             }
         }
     }
@@ -635,7 +669,7 @@ impl Worker {
     /// calls and logs to `session`, until the child is gone.
     fn run(&mut self, session: &mut Session, call: GuestCall<'_>, grace: Duration) -> Outcome {
         let deadline = session.deadline().clone();
-        if !self.settle() {
+        if !self.settle(1) {
             let e = MorphError::host_error("the worker did not end its previous call");
             return Outcome::lost(Err(self.death(session, e)));
         }
@@ -687,9 +721,10 @@ impl Worker {
             // its answer; the next call waits for the zygote's report.
             if ended.is_none() && fatal.is_none() && done.is_some() {
                 let _ = self.charge_stderr(session);
-                self.unsettled = Some(Unsettled {
+                self.unsettled.push(Unsettled {
                     seq,
                     kill_at: Instant::now() + deadline.remaining() + grace,
+                    aborted_at: None,
                 });
                 let result = match done {
                     Some(_) if deadline.expired() => Err(session.timeout_error()),
@@ -720,6 +755,12 @@ impl Worker {
             }
             if fatal.is_some() && ended.is_none() {
                 self.abort(&mut aborted);
+            }
+            if !self.abort_overdue() {
+                self.kill();
+                return Outcome::lost(Err(MorphError::host_error(
+                    "the worker did not end a previous call",
+                )));
             }
             let stuck = aborted.is_some_and(|at| ended.is_none() && at.elapsed() > ABORT_WAIT)
                 || ended_at.is_some_and(|at| at.elapsed() > ABORT_WAIT);
@@ -769,6 +810,12 @@ impl Worker {
                         Ok(FromZygote::Ended { seq: which, status, verdict }) if which == seq => {
                             ended = Some((status, verdict));
                             ended_at = Some(Instant::now());
+                        }
+                        // The previous call's child, gone now.
+                        Ok(FromZygote::Ended { seq: which, .. })
+                            if self.unsettled.iter().any(|u| u.seq == which) =>
+                        {
+                            self.unsettled.retain(|u| u.seq != which);
                         }
                         Ok(_) => {
                             self.kill();

@@ -167,6 +167,9 @@ fn zygote_allowlist(pid: u32, parent: u32) -> Vec<Allow> {
         any(libc::SYS_poll),
         any(libc::SYS_ppoll),
         any(libc::SYS_recvmsg),
+        // a spare child's channel: a socket pair, a call's pipes sent on it
+        when(libc::SYS_socketpair, &[Arg::Eq(0, libc::AF_UNIX as u32)]),
+        any(libc::SYS_sendmsg),
         // SIGKILL to a child: a positive pid, never its host
         when(
             libc::SYS_kill,
