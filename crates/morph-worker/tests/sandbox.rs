@@ -23,15 +23,21 @@ fn sys(r: libc::c_long) -> Result<libc::c_long, std::io::Error> {
     }
 }
 
-fn denied<T, E: std::fmt::Display>(what: &str, r: Result<T, E>) -> bool {
+/// Refused by the filter: `EACCES`, or `ENOSYS` for `clone3` (any other
+/// error means the kernel ran the call and found something else wrong).
+fn denied<T>(what: &str, r: Result<T, std::io::Error>) -> bool {
     match r {
         Ok(_) => {
             println!("ALLOWED {what}");
             false
         }
-        Err(e) => {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::ENOSYS)) => {
             println!("denied {what}: {e}");
             true
+        }
+        Err(e) => {
+            println!("NOT REFUSED BY THE FILTER {what}: {e}");
+            false
         }
     }
 }
