@@ -9,6 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -316,6 +317,10 @@ struct Worker {
     call_output: Receiver<(u64, CallOutput)>,
     stderr: Arc<Mutex<Stderr>>,
     stderr_reader: Option<JoinHandle<()>>,
+    /// The read end of the stderr pipe (owned by the reader thread).
+    stderr_fd: i32,
+    /// The reader has read a chunk it has not appended yet.
+    stderr_busy: Arc<AtomicBool>,
     /// The number of the last `Run` (from a random start).
     seq: u64,
     /// Calls answered whose children are not yet reported gone (a child
@@ -445,15 +450,20 @@ impl Worker {
             }
         })?;
         let stderr_state = Arc::new(Mutex::new(Stderr::default()));
+        let stderr_fd = stderr.as_raw_fd();
+        let stderr_busy = Arc::new(AtomicBool::new(false));
         let stderr_reader = {
             let state = stderr_state.clone();
+            let busy = stderr_busy.clone();
             let mut stderr = stderr;
             thread("morph-worker-err", move || {
                 let mut buf = [0u8; 8192];
-                while let Ok(n) = stderr.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
+                loop {
+                    let n = match stderr.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    busy.store(true, Ordering::SeqCst);
                     let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
                     let room = STDERR_PENDING.saturating_sub(state.pending.len());
                     let kept = n.min(room);
@@ -464,6 +474,8 @@ impl Worker {
                         let cut = state.tail.len() - STDERR_TAIL;
                         state.tail.drain(..cut);
                     }
+                    drop(state);
+                    busy.store(false, Ordering::SeqCst);
                 }
             })?
         };
@@ -479,6 +491,8 @@ impl Worker {
             call_output,
             stderr: stderr_state,
             stderr_reader: Some(stderr_reader),
+            stderr_fd,
+            stderr_busy,
             // Unpredictable, so extension code cannot forge the answer to a
             // call it has not seen.
             seq: getrandom::u64().unwrap_or(0) >> 1,
@@ -643,6 +657,23 @@ impl Worker {
         }
     }
 
+    /// Waits (briefly) until the stderr pipe holds nothing unread, so what a
+    /// child wrote before its answer is charged to its execution.
+    fn drain_stderr(&self) {
+        for _ in 0..100 {
+            let mut unread: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int; the descriptor is the read end
+            // of the worker's stderr pipe, open while its reader runs.
+            let ok = unsafe { libc::ioctl(self.stderr_fd, libc::FIONREAD, &mut unread) } == 0;
+            // The reader may hold a chunk between its read and its append.
+            let busy = self.stderr_busy.load(Ordering::SeqCst);
+            if !ok || (unread == 0 && !busy) {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
     /// Charges the worker's stderr since the last look to the execution
     /// (a log line at `warn`, counted in `max_output_bytes`).
     fn charge_stderr(&self, session: &mut Session) -> Result<()> {
@@ -720,13 +751,16 @@ impl Worker {
             // Answered: the result is final. The child exits right after
             // its answer; the next call waits for the zygote's report.
             if ended.is_none() && fatal.is_none() && done.is_some() {
-                let _ = self.charge_stderr(session);
+                // Its stderr up to now is part of this execution's output.
+                self.drain_stderr();
+                let stderr = self.charge_stderr(session);
                 self.unsettled.push(Unsettled {
                     seq,
                     kill_at: Instant::now() + deadline.remaining() + grace,
                     aborted_at: None,
                 });
                 let result = match done {
+                    _ if stderr.is_err() => stderr.map(|()| Vec::new()),
                     Some(_) if deadline.expired() => Err(session.timeout_error()),
                     Some(result) => result,
                     None => Err(MorphError::host_error("no answer")),
@@ -834,7 +868,9 @@ impl Worker {
                 default(POLL) => {}
             }
         }
-        let _ = self.charge_stderr(session);
+        if let Err(e) = self.charge_stderr(session) {
+            fatal.get_or_insert(e);
+        }
         let Some((status, verdict)) = ended else {
             // Unreachable: the loop ends only with `ended`.
             return Outcome::lost(Err(MorphError::host_error("the call did not end")));
