@@ -7,32 +7,47 @@
 //! In-process CPython cannot keep extensions apart or be stopped reliably,
 //! and Boa has no heap cap, so a script backend may run each extension in a
 //! worker: this same program re-executed with `--morph-worker <kind>` as its
-//! first arguments (its `main` calls `main_if_worker` first), talking to the host over its
-//! stdin and stdout in length-prefixed JSON frames ([`protocol`]).
+//! first arguments (its `main` calls `main_if_worker` first).
+//!
+//! A worker is a *zygote*: it warms its engine up, closes its own seccomp
+//! filter, compiles the extension, and then runs no guest code. Each call
+//! runs in a child forked from it, so every execution starts from exactly
+//! the zygote's state (nothing an earlier call changed, in place or not,
+//! survives it), and a call killed at its deadline takes only its child
+//! with it: the zygote stays warm. The protocol ([`protocol`]) runs on a
+//! control socket only the zygote holds and on a pair of pipes per call
+//! that only that call's child holds.
 //!
 //! What the host enforces, whatever the worker does:
-//! - `max_execution_ms`: the host kills the worker at the deadline (after
-//!   a short grace when the engine stops itself), and the next execution
-//!   gets a fresh worker;
+//! - `max_execution_ms`: at the deadline (after a short grace when the
+//!   engine stops itself) the host has the zygote kill the call's child;
 //! - every host call goes through the host's [`Session`](morph_core::Session)
 //!   and [`CapabilityHost`](morph_core::CapabilityHost), with the same
-//!   permissions, quotas and audit as every other backend; a worker's
+//!   permissions, quotas and audit as every other backend; a child's
 //!   frames are capped in size and may claim only guest error kinds;
+//!   error kinds come from the protocol only (the zygote's report of how
+//!   a child ended, and the child's crash verdict), never from its stderr;
+//! - everything a worker writes on stderr is charged to the running
+//!   execution as a log line (`max_output_bytes`);
 //! - the worker starts with an empty environment, in `/`, in its own
 //!   process group, one extension per process.
 //!
-//! What the worker closes around itself before any extension code runs:
-//! an address-space cap (`RLIMIT_AS`: its warm baseline, plus
-//! `max_memory_mb`, plus a fixed headroom) and a seccomp filter
-//! ([`sandbox`]) refusing file opens, sockets, new programs and processes,
-//! and signals to others.
+//! What a call's child closes around itself before any guest code runs:
+//! an address-space cap (`RLIMIT_AS`: the zygote's size at the fork, plus
+//! `max_memory_mb`, plus 2 MiB) and a seccomp allowlist ([`sandbox`]).
 
 #![warn(missing_docs)]
 
 #[cfg(target_os = "linux")]
 mod child;
 #[cfg(target_os = "linux")]
+mod crash;
+#[cfg(target_os = "linux")]
+mod fork;
+#[cfg(target_os = "linux")]
 mod parent;
+#[cfg(target_os = "linux")]
+mod passing;
 #[cfg(target_os = "linux")]
 pub mod protocol;
 #[cfg(target_os = "linux")]
@@ -42,6 +57,8 @@ mod spawn;
 
 #[cfg(target_os = "linux")]
 pub use child::{is_worker, main_if_worker};
+#[cfg(target_os = "linux")]
+pub use fork::{ForkHook, set_fork_hook};
 #[cfg(target_os = "linux")]
 pub use parent::{WorkerBackend, WorkerCommand, WorkerOptions};
 #[cfg(target_os = "linux")]

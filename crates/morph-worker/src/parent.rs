@@ -2,19 +2,23 @@
 //! processes, one warm pool per loaded extension.
 
 use std::ffi::OsString;
-use std::io::Write;
-use std::io::{self, Read};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ExitStatus};
+use std::process::{Child, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 
 use crate::protocol::{
-    FromWorker, PROTOCOL_VERSION, ToWorker, WireCall, parse, read_frame, write_frame,
+    ChildStatus, FromChild, FromZygote, PROTOCOL_VERSION, ToChild, ToZygote, Verdict, WireCall,
+    encode_frame, parse, read_frame, write_frame,
 };
 use morph_core::EffectivePolicy;
 use morph_core::ResourceLimits;
@@ -31,8 +35,23 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the parent looks at the deadline while a worker runs.
 const POLL: Duration = Duration::from_millis(5);
 
-/// Bytes of a worker's stderr kept for error messages.
-const STDERR_TAIL: usize = 16 << 10;
+/// Bytes of a worker's stderr kept for start-up error messages.
+const STDERR_TAIL: usize = 4 << 10;
+
+/// Bytes of a worker's stderr held until the running execution is charged
+/// for them; more is counted, not kept (and is over any output quota).
+const STDERR_PENDING: usize = 1 << 20;
+
+/// Largest control frame from the zygote (its messages are small).
+const MAX_CONTROL_FRAME: usize = 1 << 20;
+
+/// How long a child that closed its output may take to be reported gone
+/// before it is killed as hung up.
+const HANGUP_GRACE: Duration = Duration::from_millis(200);
+
+/// How long the zygote may take to report a child gone after an abort, or
+/// a gone child's output to close.
+const ABORT_WAIT: Duration = Duration::from_secs(2);
 
 /// Idle workers kept per loaded extension.
 const MAX_IDLE: usize = 4;
@@ -254,20 +273,68 @@ impl PreparedExtension for WorkerPool {
     }
 }
 
-/// A frame from the worker, or why there is none.
+/// A frame from a worker channel, or why there is none.
 type Frame = io::Result<Vec<u8>>;
 
-/// One worker process.
+/// What the call-output reader saw, tagged with the call's number.
+enum CallOutput {
+    Frame(Vec<u8>),
+    /// End of file: the child closed its output (or is gone).
+    End,
+    /// A frame above the cap, or a read error: the channel is unusable.
+    Broken(io::Error),
+}
+
+/// What the call-input writer is asked to do.
+enum CallInput {
+    /// Write to this call's pipe from now on.
+    Open(File),
+    /// A frame for the current call.
+    Frame(Vec<u8>),
+}
+
+/// The worker's stderr as the reader thread left it.
+#[derive(Default)]
+struct Stderr {
+    /// Not yet charged to an execution.
+    pending: Vec<u8>,
+    /// Bytes beyond the pending cap, not kept.
+    dropped: u64,
+    /// The last few KiB, for start-up errors.
+    tail: Vec<u8>,
+}
+
+/// One worker process (the zygote) and its channels.
 struct Worker {
     child: Child,
-    /// Frames for the worker, written by a thread of their own so the host
-    /// never blocks on a worker that stops reading.
-    to_worker: Option<crossbeam_channel::Sender<Vec<u8>>>,
-    frames: Receiver<Frame>,
-    stderr: Arc<Mutex<Vec<u8>>>,
+    /// Host end of the control socket (writes; a clone reads).
+    control: UnixStream,
+    from_zygote: Receiver<Frame>,
+    /// Call-input writer and call-output reader, long-lived threads that
+    /// are handed each call's pipe.
+    call_input: Option<Sender<CallInput>>,
+    call_readers: Sender<(u64, File)>,
+    call_output: Receiver<(u64, CallOutput)>,
+    stderr: Arc<Mutex<Stderr>>,
     stderr_reader: Option<JoinHandle<()>>,
+    /// The read end of the stderr pipe (owned by the reader thread).
+    stderr_fd: i32,
+    /// The reader has read a chunk it has not appended yet.
+    stderr_busy: Arc<AtomicBool>,
     /// The number of the last `Run` (from a random start).
     seq: u64,
+    /// Calls answered whose children are not yet reported gone (a child
+    /// exits right after its answer; one that keeps running is killed at
+    /// its own deadline and grace). At most one stays while the next call
+    /// runs.
+    unsettled: Vec<Unsettled>,
+}
+
+/// A call whose child answered and has not been reaped yet.
+struct Unsettled {
+    seq: u64,
+    kill_at: Instant,
+    aborted_at: Option<Instant>,
 }
 
 struct Outcome {
@@ -284,275 +351,605 @@ impl Outcome {
     }
 }
 
+/// A new pipe, both ends close-on-exec: (read, write).
+fn pipe() -> io::Result<(File, File)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two new descriptors, each owned exactly once.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    Ok(unsafe {
+        (
+            File::from(OwnedFd::from_raw_fd(fds[0])),
+            File::from(OwnedFd::from_raw_fd(fds[1])),
+        )
+    })
+}
+
+fn thread(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| MorphError::io_error(format!("{name} thread: {e}")))
+}
+
 impl Worker {
     /// Starts a worker, checks its hello and loads the extension.
     fn start(spec: &Spec) -> Result<Worker> {
-        let mut child = crate::spawn::spawn(&spec.command, spec.kind.as_str()).map_err(|e| {
-            MorphError::io_error(format!(
-                "cannot start the worker {}: {e}",
-                spec.command.program.display()
-            ))
-        })?;
-        let (Some(stdin), Some(stdout), Some(stderr)) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
+        let (mut child, control) =
+            crate::spawn::spawn(&spec.command, spec.kind.as_str()).map_err(|e| {
+                MorphError::io_error(format!(
+                    "cannot start the worker {}: {e}",
+                    spec.command.program.display()
+                ))
+            })?;
+        let Some(stderr) = child.stderr.take() else {
             let _ = child.kill();
             let _ = child.wait();
             return Err(MorphError::io_error("worker pipes missing"));
         };
         let mut guard = KillOnDrop(Some(child));
-        let (to_worker, inbox) = crossbeam_channel::unbounded::<Vec<u8>>();
-        let mut stdin: ChildStdin = stdin;
-        std::thread::Builder::new()
-            .name("morph-worker-in".into())
-            .spawn(move || {
-                for frame in inbox {
-                    if stdin
-                        .write_all(&frame)
-                        .and_then(|()| stdin.flush())
-                        .is_err()
-                    {
-                        break;
+        let control = UnixStream::from(control);
+        let _ = control.set_write_timeout(Some(START_TIMEOUT));
+        let mut control_in = control
+            .try_clone()
+            .map_err(|e| MorphError::io_error(format!("control socket: {e}")))?;
+        let (tx, from_zygote) = bounded::<Frame>(8);
+        thread("morph-worker-ctl", move || {
+            loop {
+                let frame = read_frame(&mut control_in, MAX_CONTROL_FRAME);
+                let end = !matches!(frame, Ok(Some(_)));
+                let sent = match frame {
+                    Ok(Some(body)) => tx.send(Ok(body)),
+                    Ok(None) => break,
+                    Err(e) => tx.send(Err(e)),
+                };
+                if end || sent.is_err() {
+                    break;
+                }
+            }
+        })?;
+        let (call_input, inbox) = unbounded::<CallInput>();
+        thread("morph-worker-in", move || {
+            let mut pipe: Option<File> = None;
+            for message in inbox {
+                match message {
+                    CallInput::Open(file) => pipe = Some(file),
+                    CallInput::Frame(frame) => {
+                        // A child that died or stopped reading: EPIPE, and
+                        // the frame is dropped with the call.
+                        if let Some(p) = pipe.as_mut()
+                            && p.write_all(&frame).and_then(|()| p.flush()).is_err()
+                        {
+                            pipe = None;
+                        }
                     }
                 }
-            })
-            .map_err(|e| MorphError::io_error(format!("worker writer thread: {e}")))?;
-        let (tx, frames) = bounded::<Frame>(8);
-        let max = spec.max_frame();
-        let mut stdout = stdout;
-        std::thread::Builder::new()
-            .name("morph-worker-out".into())
-            .spawn(move || {
+            }
+        })?;
+        let (call_readers, jobs) = unbounded::<(u64, File)>();
+        let (out, call_output) = bounded::<(u64, CallOutput)>(8);
+        let max_frame = spec.max_frame();
+        thread("morph-worker-out", move || {
+            for (seq, mut pipe) in jobs {
                 loop {
-                    let frame = read_frame(&mut stdout, max);
-                    let end = !matches!(frame, Ok(Some(_)));
-                    let sent = match frame {
-                        Ok(Some(body)) => tx.send(Ok(body)),
-                        Ok(None) => break,
-                        Err(e) => tx.send(Err(e)),
+                    let message = match read_frame(&mut pipe, max_frame) {
+                        Ok(Some(body)) => CallOutput::Frame(body),
+                        Ok(None) => CallOutput::End,
+                        Err(e) => CallOutput::Broken(e),
                     };
-                    if end || sent.is_err() {
+                    let last = !matches!(message, CallOutput::Frame(_));
+                    if out.send((seq, message)).is_err() {
+                        return;
+                    }
+                    if last {
                         break;
                     }
                 }
-            })
-            .map_err(|e| MorphError::io_error(format!("worker reader thread: {e}")))?;
-        let tail = Arc::new(Mutex::new(Vec::new()));
+            }
+        })?;
+        let stderr_state = Arc::new(Mutex::new(Stderr::default()));
+        let stderr_fd = stderr.as_raw_fd();
+        let stderr_busy = Arc::new(AtomicBool::new(false));
         let stderr_reader = {
-            let tail = tail.clone();
+            let state = stderr_state.clone();
+            let busy = stderr_busy.clone();
             let mut stderr = stderr;
-            std::thread::Builder::new()
-                .name("morph-worker-err".into())
-                .spawn(move || {
-                    let mut buf = [0u8; 4096];
-                    while let Ok(n) = stderr.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        tracing::debug!(target: "morph::worker", "{}", String::from_utf8_lossy(&buf[..n]).trim_end());
-                        let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
-                        tail.extend_from_slice(&buf[..n]);
-                        if tail.len() > STDERR_TAIL {
-                            let cut = tail.len() - STDERR_TAIL;
-                            tail.drain(..cut);
-                        }
+            thread("morph-worker-err", move || {
+                let mut buf = [0u8; 8192];
+                loop {
+                    let n = match stderr.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    busy.store(true, Ordering::SeqCst);
+                    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+                    let room = STDERR_PENDING.saturating_sub(state.pending.len());
+                    let kept = n.min(room);
+                    state.pending.extend_from_slice(&buf[..kept]);
+                    state.dropped += (n - kept) as u64;
+                    state.tail.extend_from_slice(&buf[..n]);
+                    if state.tail.len() > STDERR_TAIL {
+                        let cut = state.tail.len() - STDERR_TAIL;
+                        state.tail.drain(..cut);
                     }
-                })
-                .map_err(|e| MorphError::io_error(format!("worker stderr thread: {e}")))?
+                    drop(state);
+                    busy.store(false, Ordering::SeqCst);
+                }
+            })?
         };
         let Some(child) = guard.0.take() else {
             return Err(MorphError::io_error("worker process lost while starting"));
         };
         let mut worker = Worker {
             child,
-            to_worker: Some(to_worker),
-            frames,
-            stderr: tail,
+            control,
+            from_zygote,
+            call_input: Some(call_input),
+            call_readers,
+            call_output,
+            stderr: stderr_state,
             stderr_reader: Some(stderr_reader),
+            stderr_fd,
+            stderr_busy,
             // Unpredictable, so extension code cannot forge the answer to a
             // call it has not seen.
             seq: getrandom::u64().unwrap_or(0) >> 1,
+            unsettled: Vec::new(),
         };
         worker.handshake(spec)?;
         Ok(worker)
     }
 
     fn handshake(&mut self, spec: &Spec) -> Result<()> {
-        let started = Instant::now();
-        match self.next_frame(started + START_TIMEOUT)? {
-            FromWorker::Hello { protocol } if protocol == PROTOCOL_VERSION => {}
-            FromWorker::Hello { protocol } => {
+        let until = Instant::now() + START_TIMEOUT;
+        match self.next_control(until, None)? {
+            FromZygote::Hello { protocol } if protocol == PROTOCOL_VERSION => {}
+            FromZygote::Hello { protocol } => {
                 return Err(MorphError::host_error(format!(
                     "the worker speaks protocol {protocol}, this host {PROTOCOL_VERSION}"
                 )));
             }
             _ => return Err(MorphError::host_error("the worker did not say hello")),
         }
-        self.send(&ToWorker::Load {
+        self.send_control(&ToZygote::Load {
             kind: spec.kind,
             file: spec.file.clone(),
             source: spec.source.clone(),
             limits: spec.limits,
         })?;
-        match self.next_frame(started + START_TIMEOUT)? {
-            FromWorker::Loaded { result: Ok(()) } => Ok(()),
-            FromWorker::Loaded { result: Err(e) } => Err(e.into_error()),
+        match self.next_control(until, None)? {
+            FromZygote::Compiling => {}
+            FromZygote::Loaded { result: Err(e) } => return Err(e.into_error()),
+            _ => return Err(MorphError::host_error("the worker did not answer `load`")),
+        }
+        match self.next_control(until, Some(&spec.file))? {
+            FromZygote::Loaded { result: Ok(()) } => Ok(()),
+            FromZygote::Loaded { result: Err(e) } => Err(e.into_error()),
             _ => Err(MorphError::host_error("the worker did not answer `load`")),
         }
     }
 
-    /// The next message before `until`, for the start-up steps.
-    fn next_frame(&mut self, until: Instant) -> Result<FromWorker> {
+    /// The next control message before `until`, for the start-up steps.
+    /// `compiling`: the file being compiled, if the worker is at it (its
+    /// death is then the source's doing: `invalid_module`).
+    fn next_control(&mut self, until: Instant, compiling: Option<&str>) -> Result<FromZygote> {
         let wait = until.saturating_duration_since(Instant::now());
-        match self.frames.recv_timeout(wait) {
+        match self.from_zygote.recv_timeout(wait) {
             Ok(Ok(body)) => parse(&body).map_err(|e| MorphError::host_error(e.to_string())),
-            Ok(Err(e)) => Err(MorphError::host_error(format!("worker output: {e}"))),
+            Ok(Err(e)) => Err(MorphError::host_error(format!(
+                "worker control socket: {e}"
+            ))),
             Err(RecvTimeoutError::Timeout) => Err(MorphError::host_error(format!(
-                "the worker {} did not start within {} s (does its main call morph's `main_if_worker` first?){}",
-                self.program_hint(),
+                "the worker (pid {}) did not start within {} s (does its main call morph's `main_if_worker` first?){}",
+                self.child.id(),
                 START_TIMEOUT.as_secs(),
                 self.stderr_hint()
             ))),
             Err(RecvTimeoutError::Disconnected) => {
                 let status = self.reap();
-                Err(MorphError::host_error(format!(
-                    "the worker exited while starting ({}){}",
-                    describe_status(status),
-                    self.stderr_hint()
-                )))
+                let status = describe_status(status);
+                Err(match compiling {
+                    Some(file) => MorphError::invalid_module(format!(
+                        "{file}: the engine died while compiling it ({status}; a source nested too deeply?)"
+                    )),
+                    None => MorphError::host_error(format!(
+                        "the worker exited while starting ({status}){}",
+                        self.stderr_hint()
+                    )),
+                })
             }
         }
     }
 
-    fn program_hint(&self) -> String {
-        format!("(pid {})", self.child.id())
+    fn send_control(&mut self, message: &ToZygote) -> Result<()> {
+        write_frame(&mut self.control, message)
+            .map_err(|e| MorphError::host_error(format!("worker control socket: {e}")))
     }
 
-    fn send(&mut self, message: &ToWorker) -> Result<()> {
-        let mut frame = Vec::new();
-        write_frame(&mut frame, message)
-            .map_err(|e| MorphError::host_error(format!("encoding a worker message: {e}")))?;
-        self.to_worker
-            .as_ref()
-            .and_then(|tx| tx.send(frame).ok())
-            .ok_or_else(|| MorphError::host_error("the worker's input is closed"))
-    }
-
-    /// Alive, and nothing unread from it.
+    /// Alive, and at most one answered call still finishing (only the
+    /// zygote writes on the control socket; whatever else it sent between
+    /// calls fails `settle`).
     fn healthy(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None)) && self.frames.is_empty()
+        self.settle(1) && matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Runs one guest call, relaying host calls and logs to `session`.
+    /// A control message between calls: the end of an answered call.
+    fn note_ended(&mut self, message: Frame) -> bool {
+        let ended = message
+            .ok()
+            .and_then(|body| parse::<FromZygote>(&body).ok());
+        match ended {
+            Some(FromZygote::Ended { seq, .. }) => {
+                let before = self.unsettled.len();
+                self.unsettled.retain(|u| u.seq != seq);
+                self.unsettled.len() < before
+            }
+            _ => false,
+        }
+    }
+
+    /// Kills answered calls' children that outlived their deadline.
+    fn abort_overdue(&mut self) -> bool {
+        let now = Instant::now();
+        let mut overdue = Vec::new();
+        for u in &mut self.unsettled {
+            match u.aborted_at {
+                None if now >= u.kill_at => {
+                    u.aborted_at = Some(now);
+                    overdue.push(u.seq);
+                }
+                Some(at) if now.duration_since(at) > ABORT_WAIT => return false,
+                _ => {}
+            }
+        }
+        overdue
+            .into_iter()
+            .all(|seq| self.send_control(&ToZygote::Abort { seq }).is_ok())
+    }
+
+    /// Waits until at most `keep` answered calls are still finishing.
+    /// `false`: the zygote did not report them, and this worker is
+    /// unusable.
+    fn settle(&mut self, keep: usize) -> bool {
+        loop {
+            while let Ok(message) = self.from_zygote.try_recv() {
+                if !self.note_ended(message) {
+                    return false;
+                }
+            }
+            // Late output of answered calls: nobody's (no call runs now).
+            while self.call_output.try_recv().is_ok() {}
+            if self.unsettled.len() <= keep {
+                return true;
+            }
+            if !self.abort_overdue() {
+                return false;
+            }
+            crossbeam_channel::select! {
+                recv(self.from_zygote) -> message => match message {
+                    Ok(message) => {
+                        if !self.note_ended(message) {
+                            return false;
+                        }
+                    }
+                    Err(_) => return false,
+                },
+                recv(self.call_output) -> message => {
+                    if message.is_err() {
+                        return false;
+                    }
+                }
+                default(POLL) => {}
+            }
+        }
+    }
+
+    /// Asks the zygote to kill the call's child (once).
+    fn abort(&mut self, aborted: &mut Option<Instant>) {
+        if aborted.is_none() {
+            *aborted = Some(Instant::now());
+            let seq = self.seq;
+            if self.send_control(&ToZygote::Abort { seq }).is_err() {
+                self.kill();
+            }
+        }
+    }
+
+    /// Waits (briefly) until the stderr pipe holds nothing unread, so what a
+    /// child wrote before its answer is charged to its execution.
+    fn drain_stderr(&self) {
+        for _ in 0..100 {
+            let mut unread: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int; the descriptor is the read end
+            // of the worker's stderr pipe, open while its reader runs.
+            let ok = unsafe { libc::ioctl(self.stderr_fd, libc::FIONREAD, &mut unread) } == 0;
+            // The reader may hold a chunk between its read and its append.
+            let busy = self.stderr_busy.load(Ordering::SeqCst);
+            if !ok || (unread == 0 && !busy) {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Charges the worker's stderr since the last look to the execution
+    /// (a log line at `warn`, counted in `max_output_bytes`).
+    fn charge_stderr(&self, session: &mut Session) -> Result<()> {
+        let (text, dropped) = {
+            let mut state = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                std::mem::take(&mut state.pending),
+                std::mem::take(&mut state.dropped),
+            )
+        };
+        if !text.is_empty() {
+            session.guest_log(3, String::from_utf8_lossy(&text).trim_end())?;
+        }
+        if dropped > 0 {
+            return Err(MorphError::quota_exceeded(format!(
+                "the worker's stderr output exceeds max_output_bytes = {}",
+                session.limits().max_output_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs one guest call in a new child of the zygote, relaying host
+    /// calls and logs to `session`, until the child is gone.
     fn run(&mut self, session: &mut Session, call: GuestCall<'_>, grace: Duration) -> Outcome {
         let deadline = session.deadline().clone();
-        // Only this call's stderr decides how a death is reported.
-        self.stderr
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-        self.seq = self.seq.wrapping_add(1);
-        let run = ToWorker::Run {
-            call: WireCall::from_call(call),
-            remaining_ms: deadline.remaining().as_millis() as u64,
-            seq: self.seq,
-        };
-        if let Err(e) = self.send(&run) {
+        if !self.settle(1) {
+            let e = MorphError::host_error("the worker did not end its previous call");
             return Outcome::lost(Err(self.death(session, e)));
         }
+        // Whatever the worker wrote between calls is nobody's output.
+        *self.stderr.lock().unwrap_or_else(|p| p.into_inner()) = Stderr::default();
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let started = (|| -> io::Result<()> {
+            let (child_in, host_in) = pipe()?;
+            let (host_out, child_out) = pipe()?;
+            let frame = encode_frame(&ToZygote::Run {
+                call: WireCall::from_call(call),
+                remaining_ms: deadline.remaining().as_millis() as u64,
+                seq,
+            })?;
+            crate::passing::send_with_fds(
+                &mut self.control,
+                &frame,
+                &[child_in.as_raw_fd(), child_out.as_raw_fd()],
+            )?;
+            let gone = || io::Error::other("the worker's call threads have stopped");
+            self.call_input
+                .as_ref()
+                .ok_or_else(gone)?
+                .send(CallInput::Open(host_in))
+                .map_err(|_| gone())?;
+            self.call_readers
+                .send((seq, host_out))
+                .map_err(|_| gone())?;
+            Ok(())
+        })();
+        if let Err(e) = started {
+            let cause = MorphError::host_error(format!("starting the call: {e}"));
+            return Outcome::lost(Err(self.death(session, cause)));
+        }
+
+        let mut done: Option<Result<Vec<u8>>> = None;
+        let mut ended: Option<(ChildStatus, Option<Verdict>)> = None;
+        let mut output_closed = false;
+        let mut fatal: Option<MorphError> = None;
+        let mut aborted: Option<Instant> = None;
+        let mut ended_at: Option<Instant> = None;
+        let mut closed_at: Option<Instant> = None;
         loop {
-            if deadline.expired() && deadline.overrun() >= grace {
-                self.kill();
-                return Outcome::lost(Err(session.timeout_error()));
+            if ended.is_some() && output_closed {
+                break;
             }
-            let body = match self.frames.recv_timeout(POLL) {
-                Ok(Ok(body)) => body,
-                Ok(Err(e)) => {
-                    self.kill();
-                    return Outcome::lost(Err(if e.kind() == io::ErrorKind::FileTooLarge {
-                        MorphError::quota_exceeded(format!(
-                            "worker output above max_output_bytes = {}: {e}",
-                            session.limits().max_output_bytes
-                        ))
-                    } else {
-                        MorphError::abi_violation(format!("worker output: {e}"))
-                    }));
-                }
-                Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) => {
-                    let e = MorphError::host_error("the worker closed its output");
-                    return Outcome::lost(Err(self.death(session, e)));
-                }
-            };
-            let message = match parse::<FromWorker>(&body) {
-                Ok(m) => m,
-                Err(e) => {
-                    self.kill();
-                    return Outcome::lost(Err(MorphError::abi_violation(e.to_string())));
-                }
-            };
-            match message {
-                FromWorker::HostCall { request } => {
-                    let bytes = match session.guest_call(request.as_bytes()) {
-                        Ok(bytes) => bytes,
-                        Err(fatal) => {
-                            // Quota or deadline: the execution ends here.
-                            self.kill();
-                            return Outcome::lost(Err(fatal));
+            // Answered: the result is final. The child exits right after
+            // its answer; the next call waits for the zygote's report.
+            if ended.is_none() && fatal.is_none() && done.is_some() {
+                // Its stderr up to now is part of this execution's output.
+                self.drain_stderr();
+                let stderr = self.charge_stderr(session);
+                self.unsettled.push(Unsettled {
+                    seq,
+                    kill_at: Instant::now() + deadline.remaining() + grace,
+                    aborted_at: None,
+                });
+                let result = match done {
+                    _ if stderr.is_err() => stderr.map(|()| Vec::new()),
+                    Some(_) if deadline.expired() => Err(session.timeout_error()),
+                    Some(result) => result,
+                    None => Err(MorphError::host_error("no answer")),
+                };
+                return Outcome {
+                    result,
+                    reusable: true,
+                };
+            }
+            // A child that closed its output without answering and is
+            // still alive can no longer answer: end it. (A dead one is
+            // reported by the zygote within a moment, with its verdict.)
+            if done.is_none()
+                && ended.is_none()
+                && closed_at.is_some_and(|at| at.elapsed() > HANGUP_GRACE)
+            {
+                fatal.get_or_insert_with(|| {
+                    MorphError::trap("the worker closed its output without answering")
+                });
+            }
+            if let Err(e) = self.charge_stderr(session) {
+                fatal.get_or_insert(e);
+            }
+            if ended.is_none() && deadline.expired() && deadline.overrun() >= grace {
+                fatal.get_or_insert_with(|| session.timeout_error());
+            }
+            if fatal.is_some() && ended.is_none() {
+                self.abort(&mut aborted);
+            }
+            if !self.abort_overdue() {
+                self.kill();
+                return Outcome::lost(Err(MorphError::host_error(
+                    "the worker did not end a previous call",
+                )));
+            }
+            let stuck = aborted.is_some_and(|at| ended.is_none() && at.elapsed() > ABORT_WAIT)
+                || ended_at.is_some_and(|at| at.elapsed() > ABORT_WAIT);
+            if stuck {
+                // The zygote does not answer, or the child's output never
+                // closes: give up on this worker.
+                self.kill();
+                let e =
+                    fatal.unwrap_or_else(|| MorphError::host_error("the worker stopped answering"));
+                return Outcome::lost(Err(e));
+            }
+            crossbeam_channel::select! {
+                recv(self.call_output) -> message => match message {
+                    Ok((which, _)) if which != seq => {}
+                    Ok((_, CallOutput::Frame(body))) => {
+                        if let Err(e) = self.child_frame(session, &body, &mut done, ended.is_some()) {
+                            fatal.get_or_insert(e);
                         }
-                    };
-                    let response = ToWorker::HostResponse {
-                        result: Ok(String::from_utf8_lossy(&bytes).into_owned()),
-                    };
-                    if let Err(e) = self.send(&response) {
+                    }
+                    Ok((_, CallOutput::End)) => {
+                        output_closed = true;
+                        closed_at = Some(Instant::now());
+                    }
+                    Ok((_, CallOutput::Broken(e))) => {
+                        output_closed = true;
+                        fatal.get_or_insert(if e.kind() == io::ErrorKind::FileTooLarge {
+                            MorphError::quota_exceeded(format!(
+                                "worker output above max_output_bytes = {}: {e}",
+                                session.limits().max_output_bytes
+                            ))
+                        } else {
+                            MorphError::abi_violation(format!("worker output: {e}"))
+                        });
+                    }
+                    Err(_) => {
+                        let e = MorphError::host_error("the worker's output thread stopped");
                         return Outcome::lost(Err(self.death(session, e)));
                     }
-                }
-                FromWorker::Log { level, text } => {
-                    if let Err(fatal) = session.guest_log(level, &text) {
-                        self.kill();
-                        return Outcome::lost(Err(fatal));
+                },
+                recv(self.from_zygote) -> message => {
+                    let message = match message {
+                        Ok(Ok(body)) => parse::<FromZygote>(&body).map_err(|e| e.to_string()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err("the worker closed its control socket".to_string()),
+                    };
+                    match message {
+                        Ok(FromZygote::Ended { seq: which, status, verdict }) if which == seq => {
+                            ended = Some((status, verdict));
+                            ended_at = Some(Instant::now());
+                        }
+                        // The previous call's child, gone now.
+                        Ok(FromZygote::Ended { seq: which, .. })
+                            if self.unsettled.iter().any(|u| u.seq == which) =>
+                        {
+                            self.unsettled.retain(|u| u.seq != which);
+                        }
+                        Ok(_) => {
+                            self.kill();
+                            return Outcome::lost(Err(MorphError::host_error(
+                                "the worker sent an unexpected control message",
+                            )));
+                        }
+                        Err(e) => {
+                            let e = MorphError::host_error(e);
+                            let e = fatal.take().unwrap_or_else(|| self.death(session, e));
+                            self.kill();
+                            return Outcome::lost(Err(e));
+                        }
                     }
+                },
+                default(POLL) => {}
+            }
+        }
+        if let Err(e) = self.charge_stderr(session) {
+            fatal.get_or_insert(e);
+        }
+        let Some((status, verdict)) = ended else {
+            // Unreachable: the loop ends only with `ended`.
+            return Outcome::lost(Err(MorphError::host_error("the call did not end")));
+        };
+        let result = match (fatal, done) {
+            (Some(e), _) => Err(e),
+            (None, Some(result)) => {
+                if deadline.expired() {
+                    // Answered in the grace period: still past the limit.
+                    Err(session.timeout_error())
+                } else {
+                    result
                 }
-                FromWorker::Done { seq, .. } if seq != self.seq => {
-                    self.kill();
-                    return Outcome::lost(Err(MorphError::abi_violation(format!(
-                        "the worker answered call {seq} during call {}",
-                        self.seq
-                    ))));
+            }
+            (None, None) => Err(match verdict {
+                Some(Verdict::MemoryLimit) => MorphError::memory_limit(format!(
+                    "the worker ran out of memory under max_memory_mb = {}",
+                    session.limits().max_memory_mb
+                )),
+                Some(Verdict::StackOverflow) => {
+                    MorphError::stack_overflow("the worker overflowed its native stack")
                 }
-                FromWorker::Done {
-                    result,
-                    memory_bytes,
-                    ..
-                } => {
-                    session.note_memory(memory_bytes);
-                    let result = if deadline.expired() {
-                        // Finished in the grace period: still past the limit.
-                        Err(session.timeout_error())
-                    } else {
-                        result.map(String::into_bytes).map_err(|e| e.into_error())
-                    };
-                    return Outcome {
-                        result,
-                        reusable: true,
-                    };
+                None if deadline.expired() => session.timeout_error(),
+                None => MorphError::trap(format!("the worker process died ({status})")),
+            }),
+        };
+        Outcome {
+            result,
+            reusable: true,
+        }
+    }
+
+    /// One frame from the call's child.
+    fn child_frame(
+        &mut self,
+        session: &mut Session,
+        body: &[u8],
+        done: &mut Option<Result<Vec<u8>>>,
+        child_gone: bool,
+    ) -> Result<()> {
+        let message =
+            parse::<FromChild>(body).map_err(|e| MorphError::abi_violation(e.to_string()))?;
+        match message {
+            // Asked before it died: nobody is there to answer.
+            FromChild::HostCall { .. } if child_gone => Ok(()),
+            FromChild::HostCall { request } => {
+                // Quota or deadline: the execution ends here.
+                let bytes = session.guest_call(request.as_bytes())?;
+                let frame = encode_frame(&ToChild::HostResponse {
+                    result: Ok(String::from_utf8_lossy(&bytes).into_owned()),
+                })
+                .map_err(|e| MorphError::host_error(format!("encoding a host response: {e}")))?;
+                if let Some(input) = &self.call_input {
+                    let _ = input.send(CallInput::Frame(frame));
                 }
-                FromWorker::Hello { .. } | FromWorker::Loaded { .. } => {
-                    self.kill();
-                    return Outcome::lost(Err(MorphError::abi_violation(
-                        "the worker sent a start-up message during a call",
-                    )));
-                }
+                Ok(())
+            }
+            FromChild::Log { level, text } => session.guest_log(level, &text),
+            FromChild::Done { seq, .. } if seq != self.seq => Err(MorphError::abi_violation(
+                format!("the worker answered call {seq} during call {}", self.seq),
+            )),
+            FromChild::Done { .. } if done.is_some() => Err(MorphError::abi_violation(
+                "the worker answered a call twice",
+            )),
+            FromChild::Done {
+                result,
+                memory_bytes,
+                ..
+            } => {
+                session.note_memory(memory_bytes);
+                *done = Some(result.map(String::into_bytes).map_err(|e| e.into_error()));
+                Ok(())
             }
         }
     }
 
-    /// Why the worker went away: out of memory, past its deadline, or a
-    /// crash.
+    /// Why the worker process (the zygote) went away: past its deadline,
+    /// or a crash. Only the protocol decides kinds, never its stderr.
     fn death(&mut self, session: &Session, cause: MorphError) -> MorphError {
-        // It may only have closed its pipes and still be running: make sure
-        // it is gone before waiting for it.
         let status = match self.child.try_wait() {
             Ok(Some(status)) => {
                 self.reap();
@@ -563,20 +960,6 @@ impl Worker {
                 None
             }
         };
-        let tail = self.stderr_text();
-        let limits = session.limits();
-        if tail.contains("memory allocation of") || tail.contains("MemoryError") {
-            return MorphError::memory_limit(format!(
-                "the worker ran out of memory under max_memory_mb = {}",
-                limits.max_memory_mb
-            ));
-        }
-        if tail.contains("has overflowed its stack") {
-            return MorphError::stack_overflow(format!(
-                "the worker overflowed its native stack{}",
-                self.stderr_hint()
-            ));
-        }
         if session.deadline().expired() {
             return session.timeout_error();
         }
@@ -589,9 +972,15 @@ impl Worker {
     }
 
     fn kill(&mut self) {
+        // The whole group: the zygote and a call's child, if one runs.
+        // SAFETY: killpg of the process group this host created for its
+        // own, not yet reaped, child (so the id cannot have been reused).
+        if matches!(self.child.try_wait(), Ok(None)) {
+            unsafe { libc::killpg(self.child.id() as libc::pid_t, libc::SIGKILL) };
+        }
         let _ = self.child.kill();
-        // Ends the writer thread once it is not blocked on the pipe.
-        self.to_worker = None;
+        // Ends the writer thread once it is not blocked on a pipe.
+        self.call_input = None;
         self.reap();
     }
 
@@ -604,13 +993,9 @@ impl Worker {
         status
     }
 
-    fn stderr_text(&self) -> String {
-        let tail = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
-        String::from_utf8_lossy(&tail).into_owned()
-    }
-
     fn stderr_hint(&self) -> String {
-        let text = self.stderr_text();
+        let state = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+        let text = String::from_utf8_lossy(&state.tail);
         let text = text.trim();
         if text.is_empty() {
             String::new()

@@ -1,8 +1,20 @@
-//! The pipe protocol between the host and a worker: frames of a 4-byte
-//! little-endian length and a JSON message. Everything a worker sends is
-//! untrusted guest output: sizes are capped before reading, host calls go
-//! through the parent's [`Session`](morph_core::Session), and a worker may claim
-//! only the error kinds a guest can cause.
+//! The protocol between the host and a worker: frames of a 4-byte
+//! little-endian length and a JSON message, on two kinds of channel.
+//!
+//! - The *control* socket (descriptor [`CONTROL_FD`] of the worker
+//!   process, the zygote, which runs no guest code): [`ToZygote`] and
+//!   [`FromZygote`]. Hello, load, one `Run` per call (carrying the two
+//!   pipe ends of that call's channel as `SCM_RIGHTS`), `Abort`, and
+//!   `Ended` when the call's child is reaped. Every child closes it before
+//!   guest code runs, so what it says about a child (how it ended) cannot
+//!   be forged by the guest.
+//! - The *call* channel, two pipes made by the host for one call and held
+//!   only by that call's child: [`ToChild`] and [`FromChild`] (host calls,
+//!   logs, the answer). Everything on it is untrusted guest output: sizes
+//!   are capped before reading, host calls go through the parent's
+//!   [`Session`](morph_core::Session), and a child may claim only the
+//!   error kinds a guest can cause. It ends (end of file) when the child
+//!   does, so nothing of one call can reach the next.
 
 use std::io::{self, Read, Write};
 
@@ -14,12 +26,15 @@ use morph_core::RuntimeKind;
 use morph_core::{ErrorKind, MorphError};
 
 /// Protocol version; the worker's hello must match.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
-/// Parent to worker.
+/// The worker's end of the control socket.
+pub const CONTROL_FD: i32 = 3;
+
+/// Host to zygote, on the control socket.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
-pub enum ToWorker {
+pub enum ToZygote {
     /// Load the extension (first message; once per worker).
     Load {
         /// Which engine.
@@ -31,36 +46,69 @@ pub enum ToWorker {
         /// Effective limits.
         limits: ResourceLimits,
     },
-    /// Run one guest call.
+    /// Run one guest call in a new child. The frame carries two
+    /// descriptors: the read end of the call's input pipe and the write
+    /// end of its output pipe.
     Run {
         /// The call.
         call: WireCall,
         /// Milliseconds until the deadline.
         remaining_ms: u64,
-        /// Numbers the call; `Done` carries it back.
+        /// Numbers the call; `Done` and `Ended` carry it back.
         seq: u64,
     },
-    /// The answer to the worker's `HostCall`.
+    /// Kill the child running call `seq` now (its deadline passed, or the
+    /// host ended the execution).
+    Abort {
+        /// The call.
+        seq: u64,
+    },
+}
+
+/// Zygote to host, on the control socket.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum FromZygote {
+    /// First frame: the worker entry is installed and speaks this version.
+    Hello {
+        /// [`PROTOCOL_VERSION`].
+        protocol: u32,
+    },
+    /// The engine is warm and sandboxed; compiling the source starts now
+    /// (if the worker dies before `Loaded`, the source killed it).
+    Compiling,
+    /// The answer to `Load`.
+    Loaded {
+        /// `Err` when the source does not compile.
+        result: Result<(), WireError>,
+    },
+    /// The child of call `seq` is gone (reaped).
+    Ended {
+        /// The call.
+        seq: u64,
+        /// Its exit status, or the signal that ended it.
+        status: ChildStatus,
+        /// What the child's own crash handler recorded (a guest could
+        /// forge it, so it names only guest-causable kinds).
+        verdict: Option<Verdict>,
+    },
+}
+
+/// Host to a call's child.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ToChild {
+    /// The answer to the child's `HostCall`.
     HostResponse {
         /// The response envelope, or the error that ends the execution.
         result: Result<String, WireError>,
     },
 }
 
-/// Worker to parent.
+/// A call's child to the host.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
-pub enum FromWorker {
-    /// First frame: the worker entry is installed and speaks this version.
-    Hello {
-        /// [`PROTOCOL_VERSION`].
-        protocol: u32,
-    },
-    /// The answer to `Load`.
-    Loaded {
-        /// `Err` when the source does not compile.
-        result: Result<(), WireError>,
-    },
+pub enum FromChild {
     /// A host call (JSON request).
     HostCall {
         /// `{"op": ..., "args": {...}}`.
@@ -77,11 +125,43 @@ pub enum FromWorker {
     Done {
         /// Describe JSON or result envelope, or the error.
         result: Result<String, WireError>,
-        /// Resident memory of the worker above its baseline, in bytes.
+        /// Peak resident memory of the child above the zygote's, in bytes.
         memory_bytes: u64,
         /// The `seq` of the `Run` it answers.
         seq: u64,
     },
+}
+
+/// How a child process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildStatus {
+    /// `exit(code)`.
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+    /// The zygote could not fork it.
+    NotStarted,
+}
+
+impl std::fmt::Display for ChildStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChildStatus::Exited(code) => write!(f, "exit status {code}"),
+            ChildStatus::Signaled(signal) => write!(f, "signal {signal}"),
+            ChildStatus::NotStarted => f.write_str("not started"),
+        }
+    }
+}
+
+/// Why a child's engine aborted, as its crash handler saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// An allocation failed under the address-space cap (`memory_limit`).
+    MemoryLimit,
+    /// The native stack overflowed (`stack_overflow`).
+    StackOverflow,
 }
 
 /// A guest call on the wire.
@@ -187,6 +267,17 @@ impl WireError {
     }
 }
 
+/// The bytes of one frame.
+pub fn encode_frame<T: Serialize>(message: &T) -> io::Result<Vec<u8>> {
+    let body = serde_json::to_vec(message).map_err(io::Error::other)?;
+    let len = u32::try_from(body.len())
+        .map_err(|_| io::Error::other("a worker frame larger than 4 GiB"))?;
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
 /// Writes one frame.
 pub fn write_frame<W: Write, T: Serialize>(out: &mut W, message: &T) -> io::Result<()> {
     let body = serde_json::to_vec(message).map_err(io::Error::other)?;
@@ -235,11 +326,11 @@ mod tests {
     #[test]
     fn frames_round_trip_and_are_capped() {
         let mut buf = Vec::new();
-        write_frame(&mut buf, &FromWorker::Hello { protocol: 1 }).unwrap();
+        write_frame(&mut buf, &FromZygote::Hello { protocol: 1 }).unwrap();
         let body = read_frame(&mut buf.as_slice(), 1024).unwrap().unwrap();
         assert!(matches!(
-            parse::<FromWorker>(&body).unwrap(),
-            FromWorker::Hello { protocol: 1 }
+            parse::<FromZygote>(&body).unwrap(),
+            FromZygote::Hello { protocol: 1 }
         ));
         let err = read_frame(&mut buf.as_slice(), 4).unwrap_err();
         assert!(err.to_string().contains("cap"), "{err}");

@@ -6,8 +6,9 @@
 //! directory and a process group of its own. Between `fork` and `exec`
 //! (in the child, where only async-signal-safe calls are allowed) every
 //! descriptor above stderr is marked close-on-exec, so no file or socket
-//! the host opened without `O_CLOEXEC` reaches the extension, and the child
-//! asks for `SIGKILL` when its parent dies.
+//! the host opened without `O_CLOEXEC` reaches the extension, the control
+//! socket is placed at [`CONTROL_FD`], and the child asks for `SIGKILL`
+//! when its parent dies.
 //!
 //! Linux delivers that parent-death signal when the *thread* that forked
 //! the child exits, not the process. Every worker is therefore forked by
@@ -16,6 +17,7 @@
 
 use std::ffi::OsStr;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -23,6 +25,7 @@ use std::sync::OnceLock;
 use crossbeam_channel::{Sender, bounded, unbounded};
 
 use crate::parent::WorkerCommand;
+use crate::protocol::CONTROL_FD;
 
 /// The first argument of a worker process; the second is its kind.
 pub const WORKER_ARG: &str = "--morph-worker";
@@ -61,7 +64,7 @@ fn spawner() -> io::Result<&'static Sender<Request>> {
 /// Marks every descriptor above stderr close-on-exec and asks for
 /// `SIGKILL` when the parent (the spawner thread) dies. Runs in the forked
 /// child before `exec`: only async-signal-safe system calls.
-fn prepare_child(parent: libc::pid_t) -> io::Result<()> {
+fn prepare_child(parent: libc::pid_t, control: RawFd) -> io::Result<()> {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on
     // descriptors of this (forked, single-threaded) child; it is a plain
     // system call, async-signal-safe.
@@ -80,6 +83,18 @@ fn prepare_child(parent: libc::pid_t) -> io::Result<()> {
             unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
         }
     }
+    // The control socket at its fixed number, without close-on-exec.
+    // SAFETY: dup2/fcntl on descriptors this child holds.
+    let placed = unsafe {
+        if control == CONTROL_FD {
+            libc::fcntl(control, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(control, CONTROL_FD)
+        }
+    };
+    if placed < 0 {
+        return Err(io::Error::last_os_error());
+    }
     // SAFETY: prctl with constant arguments.
     if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
         return Err(io::Error::last_os_error());
@@ -95,9 +110,31 @@ fn prepare_child(parent: libc::pid_t) -> io::Result<()> {
     Ok(())
 }
 
-/// Starts `command` as a worker of `kind` with piped standard streams,
-/// from the spawner thread.
-pub(crate) fn spawn(command: &WorkerCommand, kind: &str) -> io::Result<Child> {
+/// A socket pair for the control channel, both ends close-on-exec.
+fn control_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: socketpair writes two new descriptors into `fds`, each then
+    // owned exactly once.
+    let made = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if made != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Starts `command` as a worker of `kind` with its stderr piped and a
+/// control socket, from the spawner thread. Returns the process and the
+/// host's end of the control socket.
+pub(crate) fn spawn(command: &WorkerCommand, kind: &str) -> io::Result<(Child, OwnedFd)> {
+    let (host_end, worker_end) = control_pair()?;
     let mut cmd = Command::new(&command.program);
     cmd.arg(WORKER_ARG)
         .arg(kind)
@@ -109,18 +146,24 @@ pub(crate) fn spawn(command: &WorkerCommand, kind: &str) -> io::Result<Child> {
         // Its own process group: a signal to "everyone in my group"
         // cannot reach the host.
         .process_group(0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
+        // The protocol runs on the control socket and each call's own
+        // pipes; stdout is pointed at stderr by the worker itself.
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let parent = std::process::id() as libc::pid_t;
+    let control = worker_end.as_raw_fd();
     // SAFETY: `prepare_child` makes only async-signal-safe system calls
     // and allocates nothing, as code between fork and exec must.
-    unsafe { cmd.pre_exec(move || prepare_child(parent)) };
+    unsafe { cmd.pre_exec(move || prepare_child(parent, control)) };
     let (reply, answer) = bounded(1);
     spawner()?
         .send((cmd, reply))
         .map_err(|_| io::Error::other("the worker spawner thread has stopped"))?;
-    answer
+    let child = answer
         .recv()
-        .map_err(|_| io::Error::other("the worker spawner thread has stopped"))?
+        .map_err(|_| io::Error::other("the worker spawner thread has stopped"))??;
+    // The worker has its copy; the host keeps only its own end.
+    drop(worker_end);
+    Ok((child, host_end))
 }

@@ -9,13 +9,17 @@ use std::task::{self, Poll, Waker};
 
 use boa_engine::context::HostHooks;
 use boa_engine::property::Attribute;
-use boa_engine::{Context, JsError, JsResult, JsString, JsValue, Script, Source, js_string};
+use boa_engine::realm::Realm;
+use boa_engine::{
+    Context, JsError, JsNativeError, JsResult, JsString, JsValue, Script, Source, js_string,
+};
 use morph_core::script::{ScriptCall, ScriptEngine, ScriptInstance};
 use morph_core::{Deadline, GuestCall, MorphError, ResourceLimits, Result, RuntimeKind};
 
 use crate::marshal::{
     HostData, engine_error, glue_answer, register_natives, syntax_error, take_fatal,
 };
+use crate::nesting;
 use crate::{BOA_VERSION, JsEngine, RECURSION_LIMIT, VALUE_STACK_LIMIT};
 
 /// The glue evaluated before every extension script.
@@ -47,6 +51,26 @@ struct Hooks {
 impl HostHooks for Hooks {
     fn max_buffer_size(&self, _context: &mut Context) -> u64 {
         self.max_buffer_bytes
+    }
+
+    /// `eval` and `Function`: the source is bounded before Boa parses it,
+    /// as the entry script is (a catchable `SyntaxError`).
+    fn ensure_can_compile_strings(
+        &self,
+        _realm: Realm,
+        parameters: &[JsString],
+        body: &JsString,
+        _direct: bool,
+        _context: &mut Context,
+    ) -> JsResult<()> {
+        for text in parameters.iter().chain([body]) {
+            if let Err(e) = nesting::check(&text.to_std_string_lossy()) {
+                return Err(JsNativeError::syntax()
+                    .with_message(format!("source refused: {e}"))
+                    .into());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -96,6 +120,8 @@ struct Fresh {
 
 impl Fresh {
     fn new(file: &str, source: &str, limits: &ResourceLimits) -> Result<Fresh> {
+        // Before Boa's recursive parser sees it.
+        nesting::check(source).map_err(|e| MorphError::invalid_module(format!("{file}: {e}")))?;
         let hooks = Rc::new(Hooks {
             max_buffer_bytes: limits.max_memory_bytes().min(BOA_MAX_BUFFER),
         });
@@ -150,11 +176,18 @@ impl ScriptInstance for JsScript {
         if let Err(e) = &result {
             tracing::debug!(file = %self.file, error = %e, "JavaScript call failed");
         }
-        drop(script);
-        drop(context);
-        // The realm is garbage now: free it before the next call rather
-        // than whenever Boa's allocation threshold next trips.
-        boa_gc::force_collect();
+        if in_throwaway_process() {
+            // A worker's call runs in a child that exits after it: freeing
+            // the realm would only touch (and copy) the zygote's pages.
+            std::mem::forget(script);
+            std::mem::forget(context);
+        } else {
+            drop(script);
+            drop(context);
+            // The realm is garbage now: free it before the next call rather
+            // than whenever Boa's allocation threshold next trips.
+            boa_gc::force_collect();
+        }
         result
     }
 
@@ -165,6 +198,19 @@ impl ScriptInstance for JsScript {
         if self.ready.is_none() {
             self.ready = Fresh::new(&self.file, &self.source, &self.limits).ok();
         }
+    }
+}
+
+/// Whether this is a worker, where every call runs in a child process of
+/// its own that exits after the call.
+fn in_throwaway_process() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        morph_worker::is_worker()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
     }
 }
 

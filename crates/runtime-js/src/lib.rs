@@ -44,14 +44,17 @@
 //! - stack: Boa's recursion limit ([`RECURSION_LIMIT`], which also bounds
 //!   re-entries from native code into JavaScript) and value-stack limit
 //!   ([`VALUE_STACK_LIMIT`]), both ending the call with `stack_overflow`
-//!   (Boa's runtime-limit errors cannot be caught by the script). Some
-//!   Boa builtins recurse on the native stack without a limit (the parser,
-//!   so `eval`/`Function` on deeply nested source; `Array.prototype.flat`,
-//!   `join`/`toString` of deeply nested arrays; long chains of bound
+//!   (Boa's runtime-limit errors cannot be caught by the script). Boa's
+//!   parser and compiler recurse on the native stack without a limit, so
+//!   every source Boa parses for an extension is first bounded by
+//!   [`nesting::check`] (the entry script: `invalid_module` naming the
+//!   line; `eval` and `Function`: a catchable `SyntaxError`). A few
+//!   builtins still recurse without a limit (`Array.prototype.flat`,
+//!   `join`/`toString` of deeply nested arrays, long chains of bound
 //!   functions or proxies; `JSON.stringify` of deep values, which the
 //!   prelude refuses beyond 256 levels for results and host calls). In a
-//!   worker such an overflow kills only the worker (reported as `trap`);
-//!   in process it aborts the host.
+//!   worker such an overflow ends only the call's process
+//!   (`stack_overflow`); in process it aborts the host.
 //! - memory: the worker's address-space cap; in process, `ArrayBuffer`s
 //!   only (Boa's host hook), everything else unbounded.
 //! - fuel: not supported (Boa counts no instructions for hosts).
@@ -74,10 +77,14 @@
 
 mod engine;
 mod marshal;
+pub mod nesting;
 
 use std::sync::Arc;
 
-use morph_core::{Enforcement, EngineLimit, RuntimeInfo, RuntimeKind, ScriptBackend};
+use morph_core::{
+    Backend, EffectivePolicy, Enforcement, EngineLimit, EntryCode, PreparedExtension, RuntimeInfo,
+    RuntimeKind, ScriptBackend,
+};
 #[cfg(target_os = "linux")]
 use morph_worker::{WorkerBackend, WorkerOptions};
 
@@ -156,9 +163,37 @@ pub fn worker_backend(options: WorkerOptions) -> WorkerBackend {
     WorkerBackend::new(RuntimeKind::Js, worker_info(), true, options)
 }
 
+/// Native stack the in-process backend needs on its execution thread: the
+/// sources [`nesting::check`] accepts were measured to run in half of it.
+pub const NATIVE_STACK: usize = 16 << 20;
+
+/// The `js-inprocess` backend ([`in_process_backend`]): a
+/// [`ScriptBackend`] that asks for [`NATIVE_STACK`] on its execution
+/// threads.
+pub struct InProcessBackend(ScriptBackend);
+
+impl Backend for InProcessBackend {
+    fn info(&self) -> RuntimeInfo {
+        self.0.info()
+    }
+
+    fn prepare(
+        &self,
+        code: &EntryCode,
+        policy: &EffectivePolicy,
+    ) -> morph_core::Result<Arc<dyn PreparedExtension>> {
+        self.0.prepare(code, policy)
+    }
+
+    fn native_stack_needed(&self) -> usize {
+        NATIVE_STACK
+    }
+}
+
 /// The `js-inprocess` backend: Boa in the host process, on morph-core's
-/// execution threads. `max_memory_mb` is not enforced (see the crate docs),
-/// so loading needs `LimitEnforcement::BestEffort`.
-pub fn in_process_backend() -> ScriptBackend {
-    ScriptBackend::new(Arc::new(JsEngine), in_process_info())
+/// execution threads (never on one with less than [`NATIVE_STACK`]).
+/// `max_memory_mb` is not enforced (see the crate docs), so loading needs
+/// `LimitEnforcement::BestEffort`.
+pub fn in_process_backend() -> InProcessBackend {
+    InProcessBackend(ScriptBackend::new(Arc::new(JsEngine), in_process_info()))
 }

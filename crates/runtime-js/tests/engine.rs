@@ -407,3 +407,49 @@ fn each_run_is_a_fresh_realm_on_the_engine_directly() {
         .expect_err("fatal");
     assert_eq!(error.kind(), ErrorKind::HostError);
 }
+
+/// In process, a source that would overflow Boa's recursive parser must
+/// not abort the host: the entry script is refused at load, and `eval` or
+/// `Function` of one throws a catchable SyntaxError.
+#[tokio::test]
+async fn deeply_nested_sources_never_abort_the_host() {
+    for nested in [
+        format!("var x = {}{};", "[".repeat(20_000), "]".repeat(20_000)),
+        format!("var x = {}1;", "!".repeat(100_000)),
+        format!("var x = {}1;", "a ? 1 : ".repeat(50_000)),
+        format!("var x = (1{});", ", 1".repeat(100_000)),
+    ] {
+        let result = load(&format!("{nested}\nfunction execute() {{}}")).await;
+        assert_eq!(kind(&result), ErrorKind::InvalidModule);
+        let message = result
+            .err()
+            .map(|e| e.message().to_string())
+            .unwrap_or_default();
+        assert!(message.contains("extension.js: line 8"), "{message}");
+    }
+    for call in ["eval(src)", "new Function(src)", "Function('a', src)"] {
+        let out = run_source(&format!(
+            "function execute() {{
+               const src = '['.repeat(100000) + ']'.repeat(100000);
+               try {{ {call}; return 'compiled'; }} catch (e) {{ return [e.name, e.message.slice(0, 15)]; }}
+             }}"
+        ))
+        .await
+        .expect("run");
+        assert_eq!(out, json!(["SyntaxError", "source refused:"]), "{call}");
+    }
+    // JSON.parse and RegExp have limits of their own.
+    let out = run_source(
+        "function execute() {
+           const r = [];
+           for (const f of [() => JSON.parse('['.repeat(100000) + ']'.repeat(100000)),
+                            () => new RegExp('('.repeat(100000) + ')'.repeat(100000))]) {
+             try { f(); r.push('ok'); } catch (e) { r.push(e.name); }
+           }
+           return r;
+         }",
+    )
+    .await
+    .expect("run");
+    assert_eq!(out, json!(["SyntaxError", "SyntaxError"]));
+}

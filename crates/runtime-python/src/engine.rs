@@ -11,6 +11,7 @@ use morph_core::{
 };
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
+use pyo3::type_object::PyTypeInfo;
 use pyo3::types::{PyCFunction, PyDict, PyModule, PyTuple};
 use serde::Deserialize;
 
@@ -97,6 +98,14 @@ fn set_current_host(host: Option<SharedHost>) {
 pub struct PythonEngine;
 
 fn py_error(py: Python<'_>, e: PyErr, what: &str) -> MorphError {
+    // The glue itself can run out of memory or stack while it handles a
+    // guest's result: those are still the guest's limits.
+    if e.is_instance_of::<pyo3::exceptions::PyMemoryError>(py) {
+        return MorphError::memory_limit(format!("{what}: out of memory under max_memory_mb"));
+    }
+    if e.is_instance_of::<pyo3::exceptions::PyRecursionError>(py) {
+        return MorphError::stack_overflow(format!("{what}: maximum recursion depth exceeded"));
+    }
     let text = e
         .value(py)
         .str()
@@ -199,15 +208,20 @@ impl ScriptEngine for PythonEngine {
             )
             .map_err(|e| py_error(py, e, "the morph module"))?;
             native_functions(py, &morph).map_err(|e| py_error(py, e, "the morph module"))?;
-            let sys = py
-                .import("sys")
-                .map_err(|e| py_error(py, e, "import sys"))?;
-            sys.call_method1("setrecursionlimit", (RECURSION_LIMIT,))
-                .map_err(|e| py_error(py, e, "setrecursionlimit"))?;
+            // pyo3 creates this type on first use; under a tight memory cap
+            // that first use can fail and deadlock on its own lazy cell.
+            let _ = pyo3::panic::PanicException::type_object(py);
             morph
                 .call_method1("_seal", (PRELOADED_MODULES.to_vec(),))
                 .map_err(|e| py_error(py, e, "closing the sandbox"))?;
+            let sandbox_error = morph
+                .getattr("SandboxError")
+                .map_err(|e| py_error(py, e, "the morph module"))?;
+            crate::sandbox::close(py, sandbox_error.unbind(), RECURSION_LIMIT)
+                .map_err(|e| py_error(py, e, "closing the sandbox"))?;
             let _ = MORPH.set(morph.unbind());
+            #[cfg(target_os = "linux")]
+            morph_worker::set_fork_hook(fork_with_interpreter);
             Ok(())
         })
     }
@@ -228,14 +242,43 @@ impl ScriptEngine for PythonEngine {
                 .import("builtins")
                 .map_err(|e| py_error(py, e, "builtins"))?;
             match builtins.call_method1("compile", (source, file, "exec")) {
-                Ok(code) => Ok(Box::new(PythonInstance {
-                    code: code.unbind(),
-                    file: file.to_string(),
-                }) as Box<dyn ScriptInstance>),
+                Ok(code) => {
+                    // Everything alive now is the zygote's: the collector of
+                    // a call's child leaves it alone (no copy-on-write fault
+                    // for every object on the first collection).
+                    py.import("gc")
+                        .and_then(|gc| gc.call_method0("freeze"))
+                        .map_err(|e| py_error(py, e, "gc.freeze"))?;
+                    Ok(Box::new(PythonInstance {
+                        code: code.unbind(),
+                        file: file.to_string(),
+                    }) as Box<dyn ScriptInstance>)
+                }
                 Err(e) => Err(syntax_error(py, &e, file)),
             }
         })
     }
+}
+
+/// Forks the zygote with the interpreter prepared, as `os.fork` does:
+/// `PyOS_BeforeFork` with the GIL held, then the matching after-fork call
+/// in the parent and in the child.
+#[cfg(target_os = "linux")]
+fn fork_with_interpreter(fork: &mut dyn FnMut() -> i32) -> i32 {
+    Python::attach(|_py| {
+        // SAFETY: the GIL is held (attach); these are CPython's documented
+        // calls around fork(), each run once on the matching side.
+        unsafe {
+            pyo3::ffi::PyOS_BeforeFork();
+            let pid = fork();
+            if pid == 0 {
+                pyo3::ffi::PyOS_AfterFork_Child();
+            } else {
+                pyo3::ffi::PyOS_AfterFork_Parent();
+            }
+            pid
+        }
+    })
 }
 
 /// `invalid_module` naming the file, line and what the parser said.
@@ -339,17 +382,9 @@ impl PythonInstance {
 impl ScriptInstance for PythonInstance {
     fn run(&mut self, call: ScriptCall<'_>) -> Result<Vec<u8>> {
         set_current_host(Some(call.host.clone()));
-        let result = Python::attach(|py| {
-            let result = self.call_glue(py, &call);
-            // Whatever the extension changed in loaded modules is undone
-            // before the next execution.
-            if let Some(morph) = MORPH.get()
-                && let Err(e) = morph.bind(py).call_method0("_reset")
-            {
-                return Err(py_error(py, e, "resetting the interpreter"));
-            }
-            result
-        });
+        // In a worker this runs in the call's own child of the zygote,
+        // which exits afterwards: nothing the extension changes survives.
+        let result = Python::attach(|py| self.call_glue(py, &call));
         set_current_host(None);
         if call.deadline.expired() {
             return Err(call.timeout_error());

@@ -9,19 +9,25 @@
 //! (pyo3 has no subinterpreters), cannot be interrupted reliably from
 //! another thread, and its audit hooks are no sandbox on their own. So:
 //!
-//! - `max_execution_ms`: the host kills the worker at the deadline
-//!   (`timeout`); the next execution starts a fresh one.
-//! - `max_memory_mb`: the worker caps its address space at its warm
-//!   baseline + the limit (+ 32 MiB for the engine); Python's
-//!   `MemoryError` (or an allocation failure) is `memory_limit`.
-//! - stack: `sys.setrecursionlimit(1000)`; `RecursionError` is
-//!   `stack_overflow`.
+//! - `max_execution_ms`: the host has the worker kill the call's process
+//!   at the deadline (`timeout`); the warm worker stays.
+//! - `max_memory_mb`: each call's process caps its address space at the
+//!   warm worker's size + the limit + 2 MiB; Python's `MemoryError` (or an
+//!   allocation failure) is `memory_limit`.
+//! - stack: the recursion limit is [`RECURSION_LIMIT`], and
+//!   `sys.setrecursionlimit` cannot raise it (higher values are clamped);
+//!   `RecursionError` is `stack_overflow`.
+//! - state: every call runs in a process forked from the warm worker, so
+//!   it sees the standard library exactly as it was preloaded, whatever an
+//!   earlier call changed (class attributes, module-level lists,
+//!   `sys.path`, `os.environ`).
 //! - sandbox: the interpreter starts isolated (no environment, no site or
 //!   user directories); the standard-library modules in
-//!   [`PRELOADED_MODULES`] are imported, then audit hooks refuse file
-//!   access, sockets, processes, `ctypes` and any further import with
-//!   `permission_denied`, and the worker's seccomp filter refuses the same
-//!   at the system-call level.
+//!   [`PRELOADED_MODULES`] are imported, then a native audit hook (no
+//!   Python-visible state to switch off) refuses file access, sockets,
+//!   processes, `ctypes` and any further import with `permission_denied`,
+//!   and the worker's seccomp allowlist refuses the same at the
+//!   system-call level whatever the Python code does.
 //!
 //! Which Python: the build links Debian's `libpython3.11` (`PYO3_PYTHON` is
 //! `/usr/bin/python3.11` in `.cargo/config.toml`), and the binary loads the
@@ -46,6 +52,7 @@
 #![warn(missing_docs)]
 
 mod engine;
+mod sandbox;
 
 use morph_core::{Enforcement, EngineLimit, RuntimeInfo, RuntimeKind};
 #[cfg(target_os = "linux")]

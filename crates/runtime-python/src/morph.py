@@ -8,8 +8,17 @@ reach the host's capability layer over the worker's pipe.
 import json as _json
 import sys as _sys
 
-_dumps = _json.dumps
+# The glue's own encoders: a guest that changes json's module-level encoder
+# or JSONEncoder's class attributes changes neither.
+_plain = _json.JSONEncoder(separators=(",", ":"))
+_strict = _json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _loads = _json.loads
+
+
+def _dumps(obj, allow_nan=True):
+    return (_plain if allow_nan else _strict).encode(obj)
+
+
 _LEVELS = {"trace": 0, "debug": 1, "info": 2, "warn": 3, "warning": 3, "error": 4}
 
 
@@ -201,66 +210,15 @@ def _error(kind, message):
     return _dumps({"error": {"kind": kind, "message": message}})
 
 
-# The sandbox: audit hooks refuse what an extension must not do directly.
-# The worker's seccomp filter refuses the same at the system-call level;
-# these give a clear error first.
-_DENIED_PREFIXES = (
-    "open",
-    "os.",
-    "shutil.",
-    "subprocess.",
-    "socket.",
-    "ctypes.",
-    "pty.",
-    "fcntl.",
-    "resource.",
-    "webbrowser.",
-    "urllib.Request",
-    "http.client.",
-    "ftplib.",
-    "smtplib.",
-    "poplib.",
-    "imaplib.",
-    "nntplib.",
-    "telnetlib.",
-    "sqlite3.",
-    "glob.",
-    "tempfile.",
-    "compile_dir",
-)
-_ALLOWED = {"os.putenv", "os.unsetenv"}
-_DENIED_BUILTINS = {"_ctypes", "_socket", "_posixsubprocess", "mmap", "fcntl", "resource", "pwd", "grp", "_signal"}
-
-
-def _audit(event, args):
-    if not _sealed:
-        return
-    if event == "import":
-        # Fired only for modules not loaded yet: after the preload, only
-        # modules compiled into the interpreter come in (anything else means
-        # files to open).
-        import sys
-
-        name = str(args[0]) if args else "?"
-        if name in sys.builtin_module_names and name not in _DENIED_BUILTINS:
-            return
-        raise SandboxError(
-            f"importing `{args[0] if args else '?'}` is not allowed in a Morph extension "
-            "(only the preloaded standard library is available)"
-        )
-    if event.startswith(_DENIED_PREFIXES) and event not in _ALLOWED:
-        raise SandboxError(
-            f"`{event}` is not allowed in a Morph extension: files, sockets and processes "
-            "are reached through morph.fs, morph.http and the other host calls"
-        )
-
-
-_sealed = False
+# The sandbox's audit hook (refusing files, sockets, processes, ctypes and
+# imports of modules not loaded yet) is native, installed by the Rust glue
+# after _seal: no Python code can switch it off or reach its state.
 
 
 def _seal(preload):
-    """Imports the modules extensions may use, then closes the sandbox."""
-    global _sealed, _stdout, _stderr
+    """Imports the modules extensions may use and points the standard
+    streams at the host log; the glue then installs the audit hook."""
+    global _stdout, _stderr
     import importlib
     import sys
 
@@ -271,33 +229,6 @@ def _seal(preload):
             pass
     _stdout, _stderr = _LogStream(2), _LogStream(3)
     sys.stdout, sys.stderr = _stdout, _stderr
-    sys.addaudithook(_audit)
-    _sealed = True
-    _state["modules"] = dict(sys.modules)
-    _state["saved"] = {name: dict(module.__dict__) for name, module in sys.modules.items()}
-
-
-_state = {}
-_MISSING = object()
-
-
-def _reset():
-    """Puts every loaded module's namespace back as it was when the worker
-    was sealed (a monkey-patched ``builtins.len`` or ``json.dumps`` does not
-    outlive the execution that patched it)."""
-    for stream in (_stdout, _stderr):
-        if stream is not None:
-            stream._buffer = ""
-    modules = _state.get("modules", {})
-    current = _sys.modules
-    for name in [n for n in current if n not in modules]:
-        del current[name]
-    current.update(modules)
-    for name, saved in _state.get("saved", {}).items():
-        namespace = modules[name].__dict__
-        if len(namespace) != len(saved) or any(namespace.get(k, _MISSING) is not v for k, v in saved.items()):
-            namespace.clear()
-            namespace.update(saved)
 
 
 _stdout = _stderr = None

@@ -178,7 +178,10 @@ fn nothing_of_another_extension() -> Result<(), Failed> {
     })
 }
 
-fn warm_worker_reused_and_replaced() -> Result<(), Failed> {
+/// Every execution runs in a new child of one warm zygote, and a child
+/// killed at its deadline takes nothing else with it: the next execution
+/// forks from the same zygote.
+fn every_call_is_a_fresh_child_of_a_warm_zygote() -> Result<(), Failed> {
     block_on(async {
         let runtime = runtime()?;
         let host = Arc::new(CapabilityHost::in_memory());
@@ -190,10 +193,13 @@ fn warm_worker_reused_and_replaced() -> Result<(), Failed> {
         };
         let first = pid().await?;
         let second = pid().await?;
-        if first != second {
+        if first["zygote"] != second["zygote"] {
             return Err(
-                format!("a new worker for the second execution: {first} then {second}").into(),
+                format!("a new zygote for the second execution: {first} then {second}").into(),
             );
+        }
+        if first["call"] == second["call"] {
+            return Err(format!("two executions in one process: {first} then {second}").into());
         }
         let spin = ext
             .execute("spin", json!({}), &ExecutionContext::default())
@@ -201,10 +207,12 @@ fn warm_worker_reused_and_replaced() -> Result<(), Failed> {
         if spin.as_ref().err().map(|e| e.kind()) != Some(ErrorKind::Timeout) {
             return Err(format!("spin: {spin:?}").into());
         }
+        let started = Instant::now();
         let third = pid().await?;
-        if third == first {
-            return Err(format!("the killed worker {first} answered again").into());
+        if third["zygote"] != first["zygote"] {
+            return Err(format!("the timeout killed the zygote: {first} then {third}").into());
         }
+        eprintln!("after a timeout: {third} in {:?}", started.elapsed());
         Ok(())
     })
 }
@@ -236,10 +244,71 @@ fn a_worker_that_hangs_up_is_reported_not_waited_for() -> Result<(), Failed> {
     })
 }
 
+/// `max_memory_mb` is honest: an extension that allocates until it cannot
+/// gets about as much as the limit, not the limit plus a hidden margin.
+fn max_memory_is_honest() -> Result<(), Failed> {
+    block_on(async {
+        let runtime = runtime()?;
+        let host = Arc::new(CapabilityHost::in_memory());
+        for mb in [2u64, 16, 64] {
+            let ext = load(&runtime, &host, "snoop", Some((20_000, mb))).await?;
+            let got = ext
+                .execute("measure", json!({}), &ExecutionContext::default())
+                .await
+                .map_err(|e| Failed::from(format!("measure: {e}")))?;
+            let got = got.as_u64().unwrap_or(0);
+            let limit = mb << 20;
+            eprintln!("max_memory_mb = {mb}: the guest got {} KiB", got >> 10);
+            // Python's own bookkeeping takes a little of the limit; the
+            // slack above it is the engine headroom (ENGINE_HEADROOM, 2
+            // MiB) plus what the zygote's heap had free.
+            if got < limit / 2 || got > limit + (4 << 20) {
+                return Err(format!("max_memory_mb = {mb}: the guest got {got} bytes").into());
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Prints the cost of one warm execution (a timing loop, not a
+/// benchmark); fails only on something pathological (above 200 ms each).
+fn per_call_cost() -> Result<(), Failed> {
+    block_on(async {
+        let runtime = runtime()?;
+        let host = Arc::new(CapabilityHost::in_memory());
+        let ext = load(&runtime, &host, "snoop", None).await?;
+        let ping = || async {
+            ext.execute("ping", json!({}), &ExecutionContext::default())
+                .await
+                .map_err(|e| Failed::from(format!("ping: {e}")))
+        };
+        ping().await?;
+        let mut took = Vec::new();
+        for _ in 0..200 {
+            let started = Instant::now();
+            ping().await?;
+            took.push(started.elapsed());
+        }
+        took.sort();
+        let mean = took.iter().sum::<Duration>() / took.len() as u32;
+        eprintln!(
+            "python per-call cost: mean {mean:?}, median {:?}, p90 {:?}",
+            took[took.len() / 2],
+            took[took.len() * 9 / 10]
+        );
+        if mean > Duration::from_millis(200) {
+            return Err(format!("a warm execution took {mean:?}").into());
+        }
+        Ok(())
+    })
+}
+
 fn main() {
     main_if_worker(&[Arc::new(PythonEngine)]);
     let args = Arguments::from_args();
     let trials = vec![
+        Trial::test("python/per_call_cost", per_call_cost),
+        Trial::test("python/max_memory_is_honest", max_memory_is_honest),
         Trial::test("python/endless_loop_is_timeout", endless_loop),
         Trial::test(
             "python/endless_allocation_is_memory_limit",
@@ -250,8 +319,8 @@ fn main() {
             nothing_of_another_extension,
         ),
         Trial::test(
-            "python/warm_worker_reused_and_replaced",
-            warm_worker_reused_and_replaced,
+            "python/every_call_is_a_fresh_child_of_a_warm_zygote",
+            every_call_is_a_fresh_child_of_a_warm_zygote,
         ),
         Trial::test(
             "python/a_worker_that_hangs_up_is_reported_not_waited_for",
