@@ -176,6 +176,9 @@ fn worker_starts_clean() -> std::result::Result<(), Failed> {
         .flatten()
         .filter_map(|d| d.as_str().map(str::to_string))
         .collect();
+    if let Some(dir) = std::path::Path::new(&leaked).parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     assert!(
         !descriptors.contains(&leaked),
         "the host's descriptor reached the worker: {descriptors:?}"
