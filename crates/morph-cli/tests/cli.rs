@@ -903,3 +903,47 @@ fn concurrent_secret_writers_keep_every_secret() {
     let keys = String::from_utf8_lossy(&o.stdout);
     assert_eq!(keys.lines().count(), 30, "{keys}");
 }
+
+#[test]
+fn guest_log_lines_cannot_drive_the_terminal() {
+    let line = "log\nerror[timeout]: forged\u{1b}]0;pwned\u{7}\u{202e}";
+    let wat_bytes: String = line.bytes().map(|b| format!("\\{b:02x}")).collect();
+    let describe = r#"{"name":"T","version":"1.0.0","actions":[{"name":"run","parameters":[]}],"events":[],"config_schema":{}}"#;
+    let d: String = describe.bytes().map(|b| format!("\\{b:02x}")).collect();
+    let module = format!(
+        r#"(module (import "morph" "log" (func $log (param i32 i32 i32)))
+  (memory (export "memory") 1) (global $h (mut i32) (i32.const 8192))
+  (data (i32.const 16) "{d}") (data (i32.const 2048) "{wat_bytes}") (data (i32.const 4000) "{{\"ok\":1}}")
+  (func (export "morph_abi_version") (result i32) (i32.const 1))
+  (func (export "morph_alloc") (param $n i32) (result i32) (local $p i32)
+    (local.set $p (global.get $h)) (global.set $h (i32.add (global.get $h) (local.get $n))) (local.get $p))
+  (func (export "describe") (result i64) (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const {dl})))
+  (func (export "execute") (param i32 i32 i32 i32 i32 i32) (result i64)
+    (call $log (i32.const 4) (i32.const 2048) (i32.const {ll}))
+    (i64.or (i64.shl (i64.const 4000) (i64.const 32)) (i64.const 8))))"#,
+        dl = describe.len(),
+        ll = line.len()
+    );
+    let dir = extension(
+        &MANIFEST.replace("runtime: wasm", "runtime: wasm\nentry: extension.wat"),
+        "extension.wat",
+        module.as_bytes(),
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_morph"))
+        .args(["run", dir.path().to_str().unwrap_or_default(), "run"])
+        .env("MORPH_DATA_DIR", data_dir())
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("morph runs");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("forged"), "the log line is shown: {err}");
+    assert!(!err.lines().any(|l| l.starts_with("error[")), "{err}");
+    for raw in ['\u{7}', '\u{202e}'] {
+        assert!(!err.contains(raw), "{raw:?} reached the terminal: {err:?}");
+    }
+    assert!(
+        !err.contains("\u{1b}]0;"),
+        "an OSC sequence reached the terminal: {err:?}"
+    );
+}
