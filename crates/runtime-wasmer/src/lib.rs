@@ -5,11 +5,11 @@
 //! `morph-wasm` ([`WasmerEngine`] implements `morph_wasm::WasmEngine`).
 //!
 //! **Why 7.3.0 and not the newest wasmer:** every wasmer release pins
-//! `cranelift-codegen` exactly (7.4.x: `=0.135.0`) while wasmtime 48.0.8
-//! needs `^0.135.8`, and one workspace lockfile covers all optional
+//! `cranelift-codegen` exactly (7.4.x: `=0.135.0`) while wasmtime 48.0.10
+//! needs `^0.135.10`, and one workspace lockfile covers all optional
 //! dependencies, so wasmer 7.4 cannot share the workspace with wasmtime.
 //! wasmer 7.3.0 pins cranelift 0.134.3, which builds and runs beside
-//! wasmtime 48.0.8 in one binary. wasmtime is never held below its latest
+//! wasmtime 48.0.10 in one binary. wasmtime is never held below its latest
 //! 48.0.x patch (those are security fixes) to make wasmer fit: at the next
 //! upgrade, check which wasmer release pins a cranelift compatible with
 //! the wasmtime in use.

@@ -46,7 +46,7 @@ pub const BACKEND_NAME: &str = "wasmtime";
 pub const PULLEY_BACKEND_NAME: &str = "wasmtime-pulley";
 
 /// The wasmtime version this crate is built against.
-pub const WASMTIME_VERSION: &str = "48.0.8";
+pub const WASMTIME_VERSION: &str = "48.0.10";
 
 /// Settings of the wasmtime backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
