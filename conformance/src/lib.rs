@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod address_space;
 mod case;
 mod divergence;
 mod matrix;
