@@ -15,6 +15,7 @@ mod divergence;
 mod matrix;
 mod runner;
 mod server;
+mod timing;
 mod trials;
 
 pub use case::{Case, Expect, HostSetup, Plant, Step, Suite, SuiteError};
@@ -22,4 +23,5 @@ pub use divergence::{EXPECTED_DIVERGENCES, expected_divergence};
 pub use matrix::Matrix;
 pub use runner::{CaseResult, Status, contains, run_case};
 pub use server::{ServerSetup, TestServer};
+pub use timing::{CallCost, warm_call_cost};
 pub use trials::{main_for_backend, trials};

@@ -4,16 +4,15 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use morph_core::{
-    BaseMorphRuntime, CapabilityHost, EngineRuntime, ErrorKind, ExecutionContext,
-    ExtensionArtifact, HostPolicy, LoadedExtension,
+    BaseMorphRuntime, CapabilityHost, EngineRuntime, ErrorKind, ExtensionArtifact, HostPolicy,
+    LoadedExtension,
 };
 use morph_runtime_js::{JsEngine, worker_backend};
 use morph_worker::{WorkerOptions, main_if_worker};
-use serde_json::json;
 
 fn block_on<F: std::future::Future<Output = Result<(), Failed>>>(f: F) -> Result<(), Failed> {
     tokio::runtime::Builder::new_current_thread()
@@ -49,27 +48,12 @@ fn per_call_cost() -> Result<(), Failed> {
     block_on(async {
         let runtime = runtime()?;
         let ext = load_fixture(&runtime, "script_sandbox").await?;
-        let ping = || async {
-            ext.execute("ping", json!({}), &ExecutionContext::default())
-                .await
-                .map_err(|e| Failed::from(format!("ping: {e}")))
-        };
-        ping().await?;
-        let mut took = Vec::new();
-        for _ in 0..200 {
-            let started = Instant::now();
-            ping().await?;
-            took.push(started.elapsed());
-        }
-        took.sort();
-        let mean = took.iter().sum::<Duration>() / took.len() as u32;
-        eprintln!(
-            "js per-call cost: mean {mean:?}, median {:?}, p90 {:?}",
-            took[took.len() / 2],
-            took[took.len() * 9 / 10]
-        );
-        if mean > Duration::from_millis(200) {
-            return Err(format!("a warm execution took {mean:?}").into());
+        let cost = morph_conformance::warm_call_cost(&*ext, "ping", 200)
+            .await
+            .map_err(|e| Failed::from(format!("ping: {e}")))?;
+        eprintln!("js per-call cost: {cost}");
+        if cost.mean > Duration::from_millis(200) {
+            return Err(format!("a warm execution took {:?}", cost.mean).into());
         }
         Ok(())
     })

@@ -277,27 +277,12 @@ fn per_call_cost() -> Result<(), Failed> {
         let runtime = runtime()?;
         let host = Arc::new(CapabilityHost::in_memory());
         let ext = load(&runtime, &host, "snoop", None).await?;
-        let ping = || async {
-            ext.execute("ping", json!({}), &ExecutionContext::default())
-                .await
-                .map_err(|e| Failed::from(format!("ping: {e}")))
-        };
-        ping().await?;
-        let mut took = Vec::new();
-        for _ in 0..200 {
-            let started = Instant::now();
-            ping().await?;
-            took.push(started.elapsed());
-        }
-        took.sort();
-        let mean = took.iter().sum::<Duration>() / took.len() as u32;
-        eprintln!(
-            "python per-call cost: mean {mean:?}, median {:?}, p90 {:?}",
-            took[took.len() / 2],
-            took[took.len() * 9 / 10]
-        );
-        if mean > Duration::from_millis(200) {
-            return Err(format!("a warm execution took {mean:?}").into());
+        let cost = morph_conformance::warm_call_cost(&*ext, "ping", 200)
+            .await
+            .map_err(|e| Failed::from(format!("ping: {e}")))?;
+        eprintln!("python per-call cost: {cost}");
+        if cost.mean > Duration::from_millis(200) {
+            return Err(format!("a warm execution took {:?}", cost.mean).into());
         }
         Ok(())
     })
