@@ -77,7 +77,9 @@ pub struct ExecutorOptions {
     /// Threads the watchdog may replace while their abandoned execution
     /// is still running (an engine that ignores its deadline keeps its
     /// thread until it returns): past this many, no more replacements are
-    /// started and the error log says so. Default: `threads`.
+    /// started and the error log says so, and a stuck thread that was not
+    /// replaced rejoins the pool when its engine returns (so the pool
+    /// never shrinks below `threads`). Default: `threads`.
     pub max_replaced: usize,
 }
 
@@ -113,8 +115,9 @@ struct Pool {
     slots: Mutex<Vec<Arc<Slot>>>,
     options: ExecutorOptions,
     next_id: AtomicUsize,
-    /// Threads whose execution was abandoned and that have not returned.
-    wedged: AtomicUsize,
+    /// Threads whose execution was abandoned and replaced, and that have
+    /// not returned yet (each leaves the pool when it does).
+    replaced: AtomicUsize,
 }
 
 impl Pool {
@@ -137,7 +140,7 @@ impl Pool {
                     job(&slot);
                     if slot.abandoned.load(Ordering::Relaxed) {
                         // Replaced while it ran: leave the pool its size.
-                        pool.wedged.fetch_sub(1, Ordering::Relaxed);
+                        pool.replaced.fetch_sub(1, Ordering::Relaxed);
                         break;
                     }
                     spin = pool.options.spin_before_park;
@@ -152,34 +155,48 @@ impl Pool {
     }
 
     /// One round of the watchdog: answers `timeout` for every execution
-    /// past its deadline and grace, and replaces its thread.
+    /// past its deadline and grace, and replaces its thread while fewer
+    /// than [`ExecutorOptions::max_replaced`] replaced threads are still
+    /// running. A thread that is not replaced (past that bound, or when no
+    /// thread can be started) stays in the pool and serves again once its
+    /// engine returns, so the pool never shrinks below its size.
     fn watch(self: &Arc<Self>) {
         let slots: Vec<Arc<Slot>> = self.slots().clone();
         for slot in slots {
-            let overrun = {
-                let mut running = slot.lock();
-                let late = running
-                    .as_ref()
-                    .is_some_and(|r| r.deadline.overrun() > r.grace);
-                if late { running.take() } else { None }
-            };
-            let Some(r) = overrun else { continue };
-            tracing::error!(
-                grace_ms = r.grace.as_millis() as u64,
-                "an execution did not stop at its deadline; its caller gets `timeout` and its thread is replaced"
-            );
+            // Held until the thread's fate is decided: the thread clears
+            // its job under this lock before it looks at `abandoned`, so
+            // it cannot finish in between and miss (or wrongly see) it.
+            let mut running = slot.lock();
+            let late = running
+                .as_ref()
+                .is_some_and(|r| r.deadline.overrun() > r.grace);
+            if !late {
+                continue;
+            }
+            let Some(r) = running.take() else { continue };
             (r.on_overrun)();
-            slot.abandoned.store(true, Ordering::Relaxed);
-            let wedged = self.wedged.fetch_add(1, Ordering::Relaxed) + 1;
-            if wedged > self.options.max_replaced {
+            let replaced = self.replaced.load(Ordering::Relaxed);
+            if replaced >= self.options.max_replaced {
                 tracing::error!(
-                    wedged,
-                    "too many execution threads are held by engines that ignore their deadline; not replacing more"
+                    grace_ms = r.grace.as_millis() as u64,
+                    replaced,
+                    "an execution did not stop at its deadline; its caller gets `timeout`, and its thread is not replaced (too many replaced threads are still held by engines that ignore their deadline): it serves again when the engine returns"
                 );
                 continue;
             }
-            if let Err(e) = self.spawn_thread() {
-                tracing::error!(error = %e, "cannot start a replacement execution thread");
+            match self.spawn_thread() {
+                Ok(()) => {
+                    slot.abandoned.store(true, Ordering::Relaxed);
+                    self.replaced.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        grace_ms = r.grace.as_millis() as u64,
+                        "an execution did not stop at its deadline; its caller gets `timeout` and its thread is replaced"
+                    );
+                }
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "an execution did not stop at its deadline; its caller gets `timeout`, and no replacement thread can be started: the thread serves again when the engine returns"
+                ),
             }
         }
     }
@@ -195,7 +212,7 @@ impl Executor {
             slots: Mutex::new(Vec::new()),
             options,
             next_id: AtomicUsize::new(0),
-            wedged: AtomicUsize::new(0),
+            replaced: AtomicUsize::new(0),
         });
         for _ in 0..options.threads.max(1) {
             pool.spawn_thread().map_err(spawn_error)?;
@@ -426,6 +443,45 @@ mod tests {
             started.elapsed() < Duration::from_millis(1500),
             "waited {:?} for the stuck thread",
             started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stuck_thread_past_max_replaced_rejoins_the_pool() {
+        // One thread, one replacement allowed: the first stuck execution
+        // is replaced, the second (on the replacement) is not. Once both
+        // return, the pool must still have a thread; it used to lose both.
+        let ex = Executor::new(ExecutorOptions {
+            threads: 1,
+            max_replaced: 1,
+            stack_size: 1 << 20,
+            ..ExecutorOptions::default()
+        })
+        .unwrap();
+        let stuck = |ms| {
+            let deadline = Deadline::after(Duration::from_millis(10));
+            let ex = ex.clone();
+            async move {
+                ex.run_until(Some(&deadline), move || {
+                    thread::sleep(Duration::from_millis(ms));
+                    Ok(())
+                })
+                .await
+            }
+        };
+        // The first is still stuck when the second is given up on.
+        let first = stuck(4000).await.unwrap_err();
+        assert_eq!(first.kind(), crate::error::ErrorKind::Timeout);
+        let second = stuck(1600).await.unwrap_err();
+        assert_eq!(second.kind(), crate::error::ErrorKind::Timeout);
+        // The second thread serves again once it returns (the first
+        // leaves the pool when it does, as its replacement took its place).
+        let served = tokio::time::timeout(Duration::from_secs(10), ex.run(|| Ok(4))).await;
+        assert_eq!(
+            served
+                .expect("no execution thread is left in the pool")
+                .unwrap(),
+            4
         );
     }
 
