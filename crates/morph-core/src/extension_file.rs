@@ -94,14 +94,27 @@ fn open_no_follow(path: &Path) -> Result<File, ExtensionFileError> {
     }
 }
 
-/// Reads `dir/name`, which must be a plain file name (no separator, not
-/// `.` or `..`) of a regular file of at most `max` bytes.
+/// Whether `name` names a file directly inside a directory on every
+/// system Morph runs on: not empty, not `.` or `..`, no separator (`/`,
+/// `\\`), no NUL, and no `:` (on Windows `C:x` is relative to a drive's
+/// current directory and `a:b` opens the alternate data stream `b` of
+/// `a`), so exactly one normal path component.
+fn is_plain_file_name(name: &str) -> bool {
+    let mut parts = Path::new(name).components();
+    !name.is_empty()
+        && !name.contains(['/', '\\', '\0', ':'])
+        && matches!(parts.next(), Some(std::path::Component::Normal(_)))
+        && parts.next().is_none()
+}
+
+/// Reads `dir/name`, which must be a plain file name (see
+/// `is_plain_file_name`) of a regular file of at most `max` bytes.
 pub fn read_extension_file(
     dir: &Path,
     name: &str,
     max: u64,
 ) -> Result<Vec<u8>, ExtensionFileError> {
-    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+    if !is_plain_file_name(name) {
         return Err(ExtensionFileError::NotAName(name.to_string()));
     }
     let file = open_no_follow(&dir.join(name))?;
@@ -143,7 +156,18 @@ mod tests {
     #[test]
     fn names_must_stay_in_the_directory() {
         let d = dir();
-        for name in ["", ".", "..", "../x", "a/b", "/etc/passwd"] {
+        for name in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "/etc/passwd",
+            "a\\b",
+            "C:x",
+            "main.wasm:stream",
+            "nul\0",
+        ] {
             let e = read_extension_file(d.path(), name, 10).unwrap_err();
             assert!(matches!(e, ExtensionFileError::NotAName(_)), "{name}: {e}");
         }

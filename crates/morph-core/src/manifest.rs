@@ -298,7 +298,7 @@ impl ExtensionManifest {
         }
         let entry = self.entry_file();
         if entry.is_empty()
-            || entry.contains(['/', '\\'])
+            || entry.contains(['/', '\\', ':', '\0'])
             || entry.starts_with('.')
             || !self.runtime.accepts_entry(entry)
         {
@@ -504,6 +504,17 @@ events: [issue_created]
             err(&GOOD.replace("runtime: wasm", "runtime: js\nentry: e.wasm"))
                 .contains("field `entry`")
         );
+        // A drive-relative name or an alternate data stream on Windows.
+        for entry in ["C:x.wasm", "x.txt:y.wasm"] {
+            assert!(
+                err(&GOOD.replace(
+                    "runtime: wasm",
+                    &format!("runtime: wasm\nentry: \"{entry}\"")
+                ))
+                .contains("field `entry`"),
+                "{entry}"
+            );
+        }
         assert!(err(&GOOD.replace("500", "0")).contains("max_execution_ms"));
         assert!(err(&GOOD.replace("name: priority", "name: title")).contains("declared twice"));
         assert!(err("[1, 2]").contains("m.yaml"));
@@ -534,6 +545,17 @@ events: [issue_created]
             let e = ExtensionManifest::from_yaml(&nested, "m.yaml").unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::InvalidManifest);
             assert!(e.message().contains("`[`/`{`"), "{e}");
+        }
+        // Block collections nest by indentation or, on one line, as compact
+        // sequences (`- - - x`) and complex keys (`? ? ? x`): each level
+        // costs two bytes, so the size cap alone allows 100,000 levels.
+        for prefix in ["- ", "? "] {
+            let nested = GOOD.replace(
+                "metadata:",
+                &format!("x:\n  {}y\nmetadata:", prefix.repeat(100_000)),
+            );
+            let e = ExtensionManifest::from_yaml(&nested, "m.yaml").unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidManifest, "{prefix}");
         }
         let huge = format!("{GOOD}# {}\n", "x".repeat(MAX_MANIFEST_BYTES as usize));
         let e = ExtensionManifest::from_yaml(&huge, "m.yaml").unwrap_err();
