@@ -1,6 +1,8 @@
 //! The `morph` command line.
 #![forbid(unsafe_code)]
 
+mod log_line;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -211,7 +213,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
-        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_writer(log_line::EscapedStderr)
         .init();
     let cli = Cli::parse();
     let _ = POOL_SLOTS.set(cli.pool_slots);

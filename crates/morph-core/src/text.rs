@@ -9,26 +9,66 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Whether `c` must not reach a terminal raw: every control character
-/// (C0, DEL, C1; newline and tab included) and the Unicode format
-/// characters that reorder or hide text (bidirectional embeddings,
-/// overrides and isolates, the Arabic letter mark, zero-width joiners
-/// and the byte-order mark).
+/// (C0, DEL, C1; newline and tab included), the line and paragraph
+/// separators (U+2028, U+2029: some viewers break lines on them), and
+/// every Unicode format character (category Cf, Unicode 15.1): the ones
+/// that reorder text (bidirectional embeddings, overrides, isolates and
+/// marks), hide it (zero-width characters, the soft hyphen, the tag
+/// characters U+E0000–U+E007F that can carry a whole invisible message,
+/// interlinear annotations) or change how it is shaped.
 fn needs_escape(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '\u{061C}'
+            '\u{00AD}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{061C}'
+                | '\u{06DD}'
+                | '\u{070F}'
+                | '\u{0890}'..='\u{0891}'
+                | '\u{08E2}'
+                | '\u{180E}'
                 | '\u{200B}'..='\u{200F}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2060}'..='\u{2069}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
                 | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{110BD}'
+                | '\u{110CD}'
+                | '\u{13430}'..='\u{1343F}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0001}'
+                | '\u{E0020}'..='\u{E007F}'
         )
 }
 
 /// `text` with every character a terminal could act on written as a
-/// visible escape (`\n`, `\t`, `\u{1b}`, `\u{202e}`); borrowed when there
-/// is nothing to escape.
+/// visible escape (`\n`, `\t`, `\u{1b}`, `\u{202e}`), and a backslash
+/// doubled (`\\`), so the result is unambiguous: a guest's literal
+/// backslash-n cannot pass for an escaped newline. Borrowed when there is
+/// nothing to escape.
 pub fn escape_untrusted(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| c == '\\' || needs_escape(c)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c == '\\' || needs_escape(c) {
+            let _ = write!(out, "{}", c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Like [`escape_untrusted`] but without doubling backslashes: for text
+/// assembled from parts that were escaped already (a formatted log line
+/// whose guest-derived fields went through [`loggable`]), as a last line
+/// of defence before a terminal.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
     if !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
     }
@@ -42,6 +82,16 @@ pub fn escape_untrusted(text: &str) -> Cow<'_, str> {
     }
     Cow::Owned(out)
 }
+
+/// A value's `Display` text (an error that may carry a guest's message, an
+/// event name) made safe for a log line: [`bounded_untrusted`] to 1 KiB.
+/// For `tracing` fields: `error = %text::loggable(&e)`.
+pub fn loggable(value: &dyn std::fmt::Display) -> String {
+    bounded_untrusted(&value.to_string(), LOGGABLE_MAX_BYTES).into_owned()
+}
+
+/// The most of one value [`loggable`] keeps.
+const LOGGABLE_MAX_BYTES: usize = 1024;
 
 /// [`escape_untrusted`], then cut to at most `max_bytes` (on a character
 /// boundary) with a note of how much was left out.
@@ -102,6 +152,22 @@ mod tests {
     }
 
     #[test]
+    fn separators_invisible_tags_and_backslashes_are_escaped() {
+        let hostile = "a\u{2028}b\u{2029}c\u{e0041}\u{e007f}d\u{ad}e\u{2066}f";
+        let shown = escape_untrusted(hostile);
+        assert_eq!(
+            shown,
+            "a\\u{2028}b\\u{2029}c\\u{e0041}\\u{e007f}d\\u{ad}e\\u{2066}f"
+        );
+        // A guest's own backslash-n stays distinguishable from a newline.
+        assert_eq!(escape_untrusted("x\\ny"), "x\\\\ny");
+        assert_eq!(escape_untrusted("x\ny"), "x\\ny");
+        let long = format!("{}\n", "z".repeat(2000));
+        let logged = loggable(&long);
+        assert!(logged.len() < 1100 && !logged.contains('\n'), "{logged}");
+    }
+
+    #[test]
     fn bounded_text_names_what_was_cut() {
         let long = "é".repeat(100);
         let cut = bounded_untrusted(&long, 11);
@@ -112,7 +178,8 @@ mod tests {
 
     #[test]
     fn json_stays_the_same_value_with_nothing_raw() {
-        let value = serde_json::json!({"m": "a\u{9b}b\u{202e}c\u{1b}d\ne", "n": 1});
+        let value =
+            serde_json::json!({"m": "a\u{9b}b\u{202e}c\u{1b}d\ne\\f\u{2028}\u{e0041}", "n": 1});
         let text = serde_json::to_string_pretty(&value).unwrap();
         let safe = json_for_terminal(&text);
         let back: serde_json::Value = serde_json::from_str(&safe).unwrap();

@@ -53,7 +53,7 @@ impl JsonLinesAudit {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(line = i + 1, error = %e, "skipping a malformed audit line")
+                    tracing::warn!(line = i + 1, error = %morph_core::text::loggable(&e), "skipping a malformed audit line")
                 }
             }
         }

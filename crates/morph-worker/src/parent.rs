@@ -963,7 +963,7 @@ impl Worker {
         if session.deadline().expired() {
             return session.timeout_error();
         }
-        tracing::debug!(target: "morph::worker", %cause, "worker lost");
+        tracing::debug!(target: "morph::worker", cause = %morph_core::text::loggable(&cause), "worker lost");
         MorphError::trap(format!(
             "the worker process died ({}){}",
             describe_status(status),

@@ -61,7 +61,9 @@ pub use morph_wasm::CompiledModuleCache;
 /// Showing text an extension chose (messages, manifest values, audit
 /// fields) on a terminal: escaped and bounded.
 pub mod text {
-    pub use morph_core::text::{bounded_untrusted, escape_untrusted, json_for_terminal};
+    pub use morph_core::text::{
+        bounded_untrusted, escape_controls, escape_untrusted, json_for_terminal, loggable,
+    };
 }
 
 /// Capability providers: the traits a host implements to swap one, the

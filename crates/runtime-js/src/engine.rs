@@ -174,7 +174,7 @@ impl ScriptInstance for JsScript {
             None => result,
         };
         if let Err(e) = &result {
-            tracing::debug!(file = %self.file, error = %e, "JavaScript call failed");
+            tracing::debug!(file = %morph_core::text::loggable(&self.file), error = %morph_core::text::loggable(&e), "JavaScript call failed");
         }
         if in_throwaway_process() {
             // A worker's call runs in a child that exits after it: freeing

@@ -384,7 +384,7 @@ impl CapabilityHost {
     pub fn publish_events(&self, events: Vec<Event>) {
         for event in events {
             if let Err(e) = self.events.publish(&event) {
-                tracing::warn!(target: "morph::events", event = %event.name, error = %e, "event not published");
+                tracing::warn!(target: "morph::events", event = %crate::text::loggable(&event.name), error = %crate::text::loggable(&e), "event not published");
             }
         }
     }
