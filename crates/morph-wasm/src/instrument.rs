@@ -218,7 +218,9 @@ impl Instrumenter {
         }
         let g = self.g_counter();
         f.instruction(&Instruction::GlobalGet(g));
-        f.instruction(&Instruction::I32Const(weight.min(CHECK_PERIOD as u32) as i32));
+        f.instruction(&Instruction::I32Const(
+            weight.min(CHECK_PERIOD as u32) as i32
+        ));
         self.emit_charge_tail(f);
     }
 
@@ -734,8 +736,7 @@ mod tests {
                     }
                     after_get = !after_set
                         && matches!(op, Operator::GlobalGet { global_index } if global_index == counter);
-                    after_set =
-                        matches!(op, Operator::GlobalSet { global_index } if global_index == counter);
+                    after_set = matches!(op, Operator::GlobalSet { global_index } if global_index == counter);
                 }
             }
         }

@@ -653,14 +653,12 @@ fn check_budgets(bytes: &[u8]) -> Result<()> {
                     funcs.push(ty.map_err(invalid)?);
                 }
             }
-            Payload::CodeSectionStart { size, .. } => {
-                if u64::from(size) > MAX_CODE_BYTES {
-                    return Err(over(
-                        format!("has a code section of {size} bytes"),
-                        MAX_CODE_BYTES,
-                        "MAX_CODE_BYTES",
-                    ));
-                }
+            Payload::CodeSectionStart { size, .. } if u64::from(size) > MAX_CODE_BYTES => {
+                return Err(over(
+                    format!("has a code section of {size} bytes"),
+                    MAX_CODE_BYTES,
+                    "MAX_CODE_BYTES",
+                ));
             }
             Payload::CodeSectionEntry(entry) => {
                 let index = u64::from(imported_funcs) + body as u64;
@@ -1110,11 +1108,19 @@ mod tests {
 
         let e = refused(&generated(at + 1, 0, 0));
         assert!(e.message().contains("MAX_FUNCTIONS"), "{e}");
-        assert!(e.message().contains(&format!("has {} functions", MAX_FUNCTIONS + 1)), "{e}");
+        assert!(
+            e.message()
+                .contains(&format!("has {} functions", MAX_FUNCTIONS + 1)),
+            "{e}"
+        );
 
         let e = refused(&generated(1, MAX_LOCALS_PER_FUNCTION as u32 + 1, 0));
         assert!(e.message().contains("MAX_LOCALS_PER_FUNCTION"), "{e}");
-        assert!(e.message().contains("function 4 declares at least 10001 locals"), "{e}");
+        assert!(
+            e.message()
+                .contains("function 4 declares at least 10001 locals"),
+            "{e}"
+        );
         // Far more than wasmparser's own cap: still our budget, at once.
         let e = refused(&generated(1, u32::MAX, 0));
         assert!(e.message().contains("MAX_LOCALS_PER_FUNCTION"), "{e}");
@@ -1129,7 +1135,11 @@ mod tests {
 
         let e = refused(&generated(2, 0, MAX_CODE_BYTES as usize / 2 + 1));
         assert!(e.message().contains("MAX_CODE_BYTES"), "{e}");
-        assert!(e.message().starts_with("hostile.wasm: has a code section of "), "{e}");
+        assert!(
+            e.message()
+                .starts_with("hostile.wasm: has a code section of "),
+            "{e}"
+        );
     }
 
     #[test]
