@@ -3,11 +3,15 @@
 //! engine gets is its [`Instrumentation`]:
 //!
 //! - **deadline** ([`Instrumentation::Full`]: wasmer, wasm3): at every
-//!   function entry and loop header, a counter global is decremented; every
-//!   [`CHECK_PERIOD`] steps the module calls the host import
+//!   function entry and loop header, a counter global is decremented by
+//!   the static size of the function or the loop body, and before every
+//!   bulk memory or table operation by its length (see [`CHECK_PERIOD`]);
+//!   whenever it reaches zero the module calls the host import
 //!   `morph:instrument.deadline`, which ends the execution with `timeout`
 //!   once the deadline has passed (a cheap counter first, the clock only
-//!   every N steps);
+//!   every [`CHECK_PERIOD`] steps). Straight-line code, long callees and
+//!   `memory.fill` over the whole memory all count, so the overshoot past
+//!   the deadline is at most one check period plus one bulk operation;
 //! - **memory** ([`Instrumentation::Resources`] and `Full`: wasmi, wasmer,
 //!   wasm3): every `memory.grow` becomes a call to an injected function
 //!   that compares the resulting size with `max_memory_mb` and calls
@@ -50,8 +54,21 @@ pub const MEMORY_LIMIT_IMPORT: &str = "memory_limit";
 /// `table_limit: (desired_elements: i64) -> ()`, called before a table
 /// growth past [`MAX_TABLE_ELEMENTS`]; it must end the execution.
 pub const TABLE_LIMIT_IMPORT: &str = "table_limit";
-/// Function entries and loop iterations between two deadline checks.
-pub const CHECK_PERIOD: i32 = 10_000;
+/// Steps between two deadline checks. A function entry charges the
+/// function's static size in operators, a loop header its body's (a
+/// branch can skip code, never run any operator twice without passing a
+/// loop header or a function entry again), and a bulk memory or table
+/// operation one step plus one per [`BYTES_PER_STEP_SHIFT`] bytes or
+/// [`ELEMENTS_PER_STEP_SHIFT`] elements of its length, charged before it
+/// runs: between two checks a guest runs at most about this many
+/// operators' worth of work, plus one bulk operation.
+pub const CHECK_PERIOD: i32 = 100_000;
+/// A bulk memory operation (`memory.fill`, `memory.copy`, `memory.init`)
+/// charges one step per `1 << BYTES_PER_STEP_SHIFT` bytes (64).
+pub const BYTES_PER_STEP_SHIFT: i32 = 6;
+/// A bulk table operation (`table.fill`, `table.copy`, `table.init`)
+/// charges one step per `1 << ELEMENTS_PER_STEP_SHIFT` elements (8).
+pub const ELEMENTS_PER_STEP_SHIFT: i32 = 3;
 
 /// The host side of `morph:instrument.deadline`: `timeout` (recorded as
 /// fatal) once the deadline has passed.
@@ -151,6 +168,9 @@ impl Instrumenter {
     fn g_counter(&self) -> u32 {
         self.shape.imported_globals + self.shape.defined_globals
     }
+    fn g_scratch(&self) -> u32 {
+        self.g_counter() + 1
+    }
 
     fn add_imports(&self, imports: &mut ImportSection) {
         imports.import(
@@ -179,22 +199,42 @@ impl Instrumenter {
             },
             &ConstExpr::i32_const(CHECK_PERIOD),
         );
+        globals.global(
+            GlobalType {
+                val_type: ValType::I32,
+                mutable: true,
+                shared: false,
+            },
+            &ConstExpr::i32_const(0),
+        );
     }
 
-    /// Decrement the counter; at zero, reset it and ask the host (when the
-    /// engine needs deadline checks).
-    fn emit_check(&self, f: &mut Function) {
+    /// Charge `weight` steps: decrement the counter by it; at or below
+    /// zero, reset it and ask the host (when the engine needs deadline
+    /// checks).
+    fn emit_check(&self, f: &mut Function, weight: u32) {
         if !self.deadline {
             return;
         }
         let g = self.g_counter();
+        f.instruction(&Instruction::GlobalGet(g));
+        f.instruction(&Instruction::I32Const(
+            weight.min(CHECK_PERIOD as u32) as i32
+        ));
+        self.emit_charge_tail(f);
+    }
+
+    /// The rest of a charge, with the counter and the weight on the stack:
+    /// subtract, store, and at or below zero reset the counter and call
+    /// the deadline import.
+    fn emit_charge_tail(&self, f: &mut Function) {
+        let g = self.g_counter();
         for ins in [
-            Instruction::GlobalGet(g),
-            Instruction::I32Const(1),
             Instruction::I32Sub,
             Instruction::GlobalSet(g),
             Instruction::GlobalGet(g),
-            Instruction::I32Eqz,
+            Instruction::I32Const(0),
+            Instruction::I32LeS,
             Instruction::If(BlockType::Empty),
             Instruction::I32Const(CHECK_PERIOD),
             Instruction::GlobalSet(g),
@@ -203,6 +243,31 @@ impl Instrumenter {
         ] {
             f.instruction(&ins);
         }
+    }
+
+    /// Before a bulk operation whose length (an `i32`) is on top of the
+    /// stack: charge `1 + (length >> shift)` steps, leaving the stack as
+    /// it was. The length passes through the scratch global; only the
+    /// deadline import runs between its set and its get, and that never
+    /// enters the guest.
+    fn emit_bulk_check(&self, f: &mut Function, shift: i32) {
+        if !self.deadline {
+            return;
+        }
+        let (g, scratch) = (self.g_counter(), self.g_scratch());
+        for ins in [
+            Instruction::GlobalSet(scratch),
+            Instruction::GlobalGet(g),
+            Instruction::GlobalGet(scratch),
+            Instruction::I32Const(shift),
+            Instruction::I32ShrU,
+            Instruction::I32Const(1),
+            Instruction::I32Add,
+        ] {
+            f.instruction(&ins);
+        }
+        self.emit_charge_tail(f);
+        f.instruction(&Instruction::GlobalGet(scratch));
     }
 
     /// `(delta) -> old pages | -1`, refusing growth past `max_pages`.
@@ -378,7 +443,29 @@ impl Reencode for Instrumenter {
         func: wasmparser::FunctionBody<'_>,
     ) -> std::result::Result<(), ReencodeError<Self::Error>> {
         let mut f = utils::new_function_with_parsed_locals(self, &func)?;
-        self.emit_check(&mut f);
+        // First pass: the static size of the body and of each loop, in
+        // operators, so that a check charges for everything that can run
+        // before the next one (see `CHECK_PERIOD`).
+        let mut reader = func.get_operators_reader()?;
+        let (mut total, mut loops, mut open) = (0u32, Vec::new(), Vec::new());
+        while !reader.eof() {
+            match reader.read()? {
+                Operator::Block { .. } | Operator::If { .. } => open.push(None),
+                Operator::Loop { .. } => {
+                    open.push(Some((loops.len(), total)));
+                    loops.push(0u32);
+                }
+                Operator::End => {
+                    if let Some(Some((i, start))) = open.pop() {
+                        loops[i] = total - start;
+                    }
+                }
+                _ => {}
+            }
+            total = total.saturating_add(1);
+        }
+        self.emit_check(&mut f, total);
+        let mut loops = loops.into_iter();
         let mut reader = func.get_operators_reader()?;
         while !reader.eof() {
             let op = reader.read()?;
@@ -391,7 +478,19 @@ impl Reencode for Instrumenter {
                 }
                 Operator::Loop { .. } => {
                     f.instruction(&self.instruction(op)?);
-                    self.emit_check(&mut f);
+                    self.emit_check(&mut f, loops.next().unwrap_or(1));
+                }
+                Operator::MemoryFill { .. }
+                | Operator::MemoryCopy { .. }
+                | Operator::MemoryInit { .. } => {
+                    self.emit_bulk_check(&mut f, BYTES_PER_STEP_SHIFT);
+                    f.instruction(&self.instruction(op)?);
+                }
+                Operator::TableFill { .. }
+                | Operator::TableCopy { .. }
+                | Operator::TableInit { .. } => {
+                    self.emit_bulk_check(&mut f, ELEMENTS_PER_STEP_SHIFT);
+                    f.instruction(&self.instruction(op)?);
                 }
                 _ => {
                     f.instruction(&self.instruction(op)?);
@@ -614,5 +713,70 @@ mod tests {
             instrument(&wasm, 2 << 20, Instrumentation::None).unwrap(),
             wasm
         );
+    }
+
+    /// The weights the deadline checks charge, in order: each
+    /// `i32.const` right after a `global.get` of the counter.
+    fn charges(bytes: &[u8], counter: u32) -> Vec<Option<i32>> {
+        let mut out = Vec::new();
+        for payload in Parser::new(0).parse_all(bytes) {
+            if let Ok(Payload::CodeSectionEntry(body)) = payload {
+                let mut r = body.get_operators_reader().unwrap();
+                // A charge starts with a `global.get` of the counter that
+                // does not follow a `global.set` of it (that is the test
+                // after the subtraction).
+                let (mut after_get, mut after_set) = (false, false);
+                while !r.eof() {
+                    let op = r.read().unwrap();
+                    if after_get {
+                        out.push(match op {
+                            Operator::I32Const { value } => Some(value),
+                            _ => None,
+                        });
+                    }
+                    after_get = !after_set
+                        && matches!(op, Operator::GlobalGet { global_index } if global_index == counter);
+                    after_set = matches!(op, Operator::GlobalSet { global_index } if global_index == counter);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn checks_charge_static_sizes_and_bulk_lengths() {
+        let src = r#"(module (memory (export "memory") 1) (data $d "abc")
+             (table 2 funcref)
+             (func (export "f")
+               (loop $l (br_if $l (i32.const 0)))
+               (memory.fill (i32.const 0) (i32.const 0) (i32.const 65536))
+               (memory.copy (i32.const 0) (i32.const 1) (i32.const 2))
+               (memory.init $d (i32.const 0) (i32.const 0) (i32.const 3))
+               (table.fill (i32.const 0) (ref.null func) (i32.const 2))
+               (table.copy (i32.const 0) (i32.const 1) (i32.const 1))))"#;
+        let wasm = wat::parse_str(src).unwrap();
+        let out = instrument(&wasm, 2 << 20, Instrumentation::Full).unwrap();
+        // No global before: the counter is global 0. Entry: the whole
+        // body (25 operators); the loop: its 3; then five bulk charges,
+        // computed from the length at run time (no constant weight).
+        assert_eq!(
+            charges(&out, 0),
+            [Some(25), Some(3), None, None, None, None, None]
+        );
+        // Five bulk operations: five more places that may call the
+        // deadline import, besides the entry and the loop header.
+        assert_eq!(calls_to(&out, 0), 7);
+        // Resources only: the bulk operations are left alone.
+        let resources = instrument(&wasm, 2 << 20, Instrumentation::Resources).unwrap();
+        assert_eq!(calls_to(&resources, 0), 0);
+    }
+
+    #[test]
+    fn a_huge_body_charges_at_most_one_period() {
+        let body = "(drop (i32.const 1)) ".repeat(CHECK_PERIOD as usize);
+        let src = format!(r#"(module (memory (export "memory") 1) (func (export "f") {body}))"#);
+        let wasm = wat::parse_str(src).unwrap();
+        let out = instrument(&wasm, 2 << 20, Instrumentation::Full).unwrap();
+        assert_eq!(charges(&out, 0), [Some(CHECK_PERIOD)]);
     }
 }

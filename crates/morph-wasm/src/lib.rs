@@ -38,7 +38,7 @@ pub use context::GuestContext;
 pub use guest_memory::{GuestMemory, guest_range, guest_slice, guest_slice_mut};
 pub use instrument::Instrumentation;
 pub use module::{
-    GuestExport, HostImport, IMPORT_MODULE, Import, ImportKind, MAX_CONTROL_DEPTH,
-    MAX_TABLE_ELEMENTS, MAX_TABLES, START_EXPORT, WASI_MODULE, WasmModule, WasmType,
-    accepted_features,
+    GuestExport, HostImport, IMPORT_MODULE, Import, ImportKind, MAX_CODE_BYTES, MAX_CONTROL_DEPTH,
+    MAX_FUNCTIONS, MAX_LOCALS_PER_FUNCTION, MAX_TABLE_ELEMENTS, MAX_TABLES, MAX_TOTAL_LOCALS,
+    START_EXPORT, WASI_MODULE, WasmModule, WasmType, accepted_features,
 };

@@ -36,6 +36,26 @@ pub const MAX_TABLES: u32 = 8;
 /// compiles, each in well under a second.
 pub const MAX_CONTROL_DEPTH: usize = 990;
 
+/// Most bytes a module's code section may have; more is `invalid_module`
+/// at load, before validation or any engine sees it. Compile time and
+/// compiler memory grow with the code (before any execution limit
+/// applies); real extensions are far smaller (a Rust extension with
+/// `serde_json` has about 200 KiB of code).
+pub const MAX_CODE_BYTES: u64 = 8 << 20;
+
+/// Most functions a module may define; more is `invalid_module` at load.
+/// Each one costs the compilers fixed work however small its body is.
+pub const MAX_FUNCTIONS: u32 = 50_000;
+
+/// Most locals (parameters included) one function may have; more is
+/// `invalid_module` at load. A local declaration is a few bytes however
+/// many locals it declares, and engines allocate and zero each one.
+pub const MAX_LOCALS_PER_FUNCTION: u64 = 10_000;
+
+/// Most locals (parameters included) all of a module's functions may have
+/// together; more is `invalid_module` at load.
+pub const MAX_TOTAL_LOCALS: u64 = 1_000_000;
+
 /// The export a detached start function gets (see the module docs); a
 /// module may not export this name itself.
 pub const START_EXPORT: &str = "morph:start";
@@ -265,6 +285,7 @@ impl WasmModule {
                 "not a WebAssembly module (no `\\0asm` header)",
             ));
         }
+        check_budgets(&bytes)?;
         Validator::new_with_features(accepted_features())
             .validate_all(&bytes)
             .map_err(|e| MorphError::invalid_module(format!("validation failed: {e}")))?;
@@ -581,6 +602,102 @@ fn check_segments(segments: &[Segment], tables: &[u64], memories: &[u64]) -> Res
     Ok(())
 }
 
+/// `invalid_module` when the module is over one of the static compile
+/// budgets ([`MAX_CODE_BYTES`], [`MAX_FUNCTIONS`],
+/// [`MAX_LOCALS_PER_FUNCTION`], [`MAX_TOTAL_LOCALS`]), naming it and the
+/// numbers. Runs before full validation and reads only section headers,
+/// the function types and local declarations, so a hostile module is
+/// refused in time linear in what it declares, before anything costly.
+fn check_budgets(bytes: &[u8]) -> Result<()> {
+    let invalid = |e: wasmparser::BinaryReaderError| MorphError::invalid_module(e.to_string());
+    let over = |what: String, limit: u64, name: &str| {
+        MorphError::invalid_module(format!("{what}, above Morph's limit of {limit} ({name})"))
+    };
+    let mut params: Vec<u64> = Vec::new(); // type index -> parameter count
+    let mut funcs: Vec<u32> = Vec::new(); // defined function -> type index
+    let mut imported_funcs = 0u32;
+    let mut body = 0usize;
+    let mut total = 0u64;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(invalid)? {
+            Payload::TypeSection(reader) => {
+                for group in reader {
+                    for sub in group.map_err(invalid)?.into_types() {
+                        params.push(match &sub.composite_type.inner {
+                            CompositeInnerType::Func(f) => f.params().len() as u64,
+                            _ => 0,
+                        });
+                    }
+                }
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    if let TypeRef::Func(_) = import.map_err(invalid)?.ty {
+                        imported_funcs = imported_funcs.saturating_add(1);
+                    }
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                let all = u64::from(imported_funcs) + u64::from(reader.count());
+                if all > u64::from(MAX_FUNCTIONS) {
+                    return Err(over(
+                        format!(
+                            "has {all} functions ({imported_funcs} imported, {} defined)",
+                            reader.count()
+                        ),
+                        MAX_FUNCTIONS.into(),
+                        "MAX_FUNCTIONS",
+                    ));
+                }
+                for ty in reader {
+                    funcs.push(ty.map_err(invalid)?);
+                }
+            }
+            Payload::CodeSectionStart { size, .. } if u64::from(size) > MAX_CODE_BYTES => {
+                return Err(over(
+                    format!("has a code section of {size} bytes"),
+                    MAX_CODE_BYTES,
+                    "MAX_CODE_BYTES",
+                ));
+            }
+            Payload::CodeSectionEntry(entry) => {
+                let index = u64::from(imported_funcs) + body as u64;
+                let mut locals = funcs
+                    .get(body)
+                    .and_then(|ty| params.get(*ty as usize))
+                    .copied()
+                    .unwrap_or(0);
+                body += 1;
+                for declared in entry.get_locals_reader().map_err(invalid)? {
+                    let (count, _) = declared.map_err(invalid)?;
+                    locals = locals.saturating_add(count.into());
+                    if locals > MAX_LOCALS_PER_FUNCTION {
+                        return Err(over(
+                            format!(
+                                "function {index} declares at least {locals} locals (parameters included)"
+                            ),
+                            MAX_LOCALS_PER_FUNCTION,
+                            "MAX_LOCALS_PER_FUNCTION",
+                        ));
+                    }
+                }
+                total = total.saturating_add(locals);
+                if total > MAX_TOTAL_LOCALS {
+                    return Err(over(
+                        format!(
+                            "functions {imported_funcs} to {index} declare {total} locals together (parameters included)"
+                        ),
+                        MAX_TOTAL_LOCALS,
+                        "MAX_TOTAL_LOCALS",
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// `invalid_module` when function `index` nests `block`, `loop` and `if`
 /// deeper than [`MAX_CONTROL_DEPTH`].
 fn check_nesting(index: u32, body: &FunctionBody<'_>) -> Result<()> {
@@ -892,6 +1009,137 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::Trap, "{items}: {e}");
             assert!(e.message().contains(what), "{items}: {e}");
         }
+    }
+
+    /// An ABI module (the EXPORTS functions, types 0-3) plus `extra`
+    /// functions of type `() -> ()` (type 4), each with `locals` i32
+    /// locals in one declaration and a body of `body_bytes` nops.
+    fn generated(extra: u32, locals: u32, body_bytes: usize) -> Vec<u8> {
+        use wasm_encoder::{
+            CodeSection, ExportKind, ExportSection, Function, FunctionSection, Instruction,
+            MemorySection, MemoryType, Module, TypeSection, ValType as V,
+        };
+        let mut types = TypeSection::new();
+        types.ty().function([], [V::I32]);
+        types.ty().function([V::I32], [V::I32]);
+        types.ty().function([], [V::I64]);
+        types.ty().function([V::I32; 6], [V::I64]);
+        types.ty().function([], []);
+        let mut funcs = FunctionSection::new();
+        for ty in 0..4 {
+            funcs.function(ty);
+        }
+        for _ in 0..extra {
+            funcs.function(4);
+        }
+        let mut memory = MemorySection::new();
+        memory.memory(MemoryType {
+            minimum: 1,
+            maximum: None,
+            memory64: false,
+            shared: false,
+            page_size_log2: None,
+        });
+        let mut exports = ExportSection::new();
+        exports.export("memory", ExportKind::Memory, 0);
+        for (i, name) in ["morph_abi_version", "morph_alloc", "describe", "execute"]
+            .into_iter()
+            .enumerate()
+        {
+            exports.export(name, ExportKind::Func, i as u32);
+        }
+        let mut code = CodeSection::new();
+        for result in [
+            Instruction::I32Const(1),
+            Instruction::I32Const(8),
+            Instruction::I64Const(0),
+            Instruction::I64Const(0),
+        ] {
+            let mut f = Function::new([]);
+            f.instruction(&result);
+            f.instruction(&Instruction::End);
+            code.function(&f);
+        }
+        for _ in 0..extra {
+            let mut f = Function::new(if locals > 0 {
+                vec![(locals, V::I32)]
+            } else {
+                vec![]
+            });
+            f.raw(std::iter::repeat_n(0x01, body_bytes));
+            f.instruction(&Instruction::End);
+            code.function(&f);
+        }
+        let mut module = Module::new();
+        module
+            .section(&types)
+            .section(&funcs)
+            .section(&memory)
+            .section(&exports)
+            .section(&code);
+        module.finish()
+    }
+
+    fn refused(bytes: &[u8]) -> MorphError {
+        let started = std::time::Instant::now();
+        let e = WasmModule::parse(bytes, false, "hostile.wasm").unwrap_err();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "refused in {:?}: {e}",
+            started.elapsed()
+        );
+        assert_eq!(e.kind(), ErrorKind::InvalidModule, "{e}");
+        e
+    }
+
+    #[test]
+    fn modules_over_a_compile_budget_are_refused_at_once_naming_it() {
+        // At the limits: accepted.
+        let at = MAX_FUNCTIONS - 4;
+        assert!(WasmModule::parse(&generated(at, 0, 0), false, "ok.wasm").is_ok());
+        assert!(
+            WasmModule::parse(
+                &generated(1, MAX_LOCALS_PER_FUNCTION as u32, 0),
+                false,
+                "ok.wasm"
+            )
+            .is_ok()
+        );
+
+        let e = refused(&generated(at + 1, 0, 0));
+        assert!(e.message().contains("MAX_FUNCTIONS"), "{e}");
+        assert!(
+            e.message()
+                .contains(&format!("has {} functions", MAX_FUNCTIONS + 1)),
+            "{e}"
+        );
+
+        let e = refused(&generated(1, MAX_LOCALS_PER_FUNCTION as u32 + 1, 0));
+        assert!(e.message().contains("MAX_LOCALS_PER_FUNCTION"), "{e}");
+        assert!(
+            e.message()
+                .contains("function 4 declares at least 10001 locals"),
+            "{e}"
+        );
+        // Far more than wasmparser's own cap: still our budget, at once.
+        let e = refused(&generated(1, u32::MAX, 0));
+        assert!(e.message().contains("MAX_LOCALS_PER_FUNCTION"), "{e}");
+
+        let per = MAX_LOCALS_PER_FUNCTION as u32;
+        let e = refused(&generated(
+            (MAX_TOTAL_LOCALS / u64::from(per)) as u32 + 1,
+            per,
+            0,
+        ));
+        assert!(e.message().contains("MAX_TOTAL_LOCALS"), "{e}");
+
+        let e = refused(&generated(2, 0, MAX_CODE_BYTES as usize / 2 + 1));
+        assert!(e.message().contains("MAX_CODE_BYTES"), "{e}");
+        assert!(
+            e.message()
+                .starts_with("hostile.wasm: has a code section of "),
+            "{e}"
+        );
     }
 
     #[test]
