@@ -481,7 +481,18 @@ impl LoadedExtension for EngineExtension {
                     }
                     abi::decode_envelope(&bytes, "execute() result")
                 });
-                self.host.publish_events(events);
+                // Events are the effect of a successful execution only:
+                // one that failed (a limit, a protocol violation, an error
+                // of its own) publishes nothing it emitted before failing.
+                if result.is_ok() {
+                    self.host.publish_events(events);
+                } else if !events.is_empty() {
+                    tracing::debug!(
+                        target: "morph::events",
+                        dropped = events.len(),
+                        "the execution failed: its events are not published"
+                    );
+                }
                 self.host.audit_execution(&state, &result, started);
                 result
             }

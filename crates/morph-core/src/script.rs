@@ -20,6 +20,12 @@ use crate::policy::EffectivePolicy;
 use crate::runtime::RuntimeInfo;
 use crate::session::Session;
 
+/// The log level a script glue passes for a level that is no name
+/// (`morph.log(text, "verbose")`): like a number outside 0..4 from any
+/// guest, the session refuses it with `abi_violation`, which ends the
+/// execution.
+pub const UNNAMED_LOG_LEVEL: i32 = i32::MIN;
+
 /// Where a script guest's host calls and log lines go: the [`Session`] in
 /// process, the pipe to the parent in a worker.
 pub trait ScriptHost: Send {

@@ -126,6 +126,16 @@ impl Session {
         self.fatal.take()
     }
 
+    /// The recorded fatal error, as an `Err`: once the execution has
+    /// failed, nothing more of it is served (a guest that caught the
+    /// unwind gets the same error again for every host call and log line).
+    fn not_failed(&self) -> Result<()> {
+        match &self.fatal {
+            Some(fatal) => Err(fatal.clone()),
+            None => Ok(()),
+        }
+    }
+
     /// Notes the guest's memory size, for the report's peak.
     pub fn note_memory(&mut self, bytes: u64) {
         self.peak_memory = self.peak_memory.max(bytes);
@@ -156,8 +166,10 @@ impl Session {
     /// `http.fetch` is capped to the time left, so it ends there) ends the
     /// execution with `timeout`, whatever it answered: the same on every
     /// backend, whether or not the engine would check the clock again
-    /// before the guest returns.
+    /// before the guest returns. After a fatal error it returns that error
+    /// and performs nothing.
     pub fn guest_call(&mut self, request: &[u8]) -> Result<Vec<u8>> {
+        self.not_failed()?;
         let r = (|| {
             if self.deadline.expired() {
                 return Err(self.timeout_error());
@@ -185,7 +197,8 @@ impl Session {
     }
 
     /// A log line from a guest: counted against `max_output_bytes`, then
-    /// logged through `tracing` (target `morph::guest`).
+    /// logged through `tracing` (target `morph::guest`). After a fatal
+    /// error it returns that error and logs nothing.
     pub fn guest_log(&mut self, level: i32, text: &str) -> Result<()> {
         self.count_output(text.len() as u64, "log output")?;
         self.log_text(level, text).map_err(|e| self.fail(e))
@@ -224,8 +237,10 @@ impl Session {
 
     /// Counts `len` more bytes of log output (`log`, WASI `fd_write`)
     /// against `max_output_bytes`; past it the execution ends with
-    /// `quota_exceeded` (recorded as fatal).
+    /// `quota_exceeded` (recorded as fatal). After a fatal error it
+    /// returns that error (nothing more is written).
     pub fn count_output(&mut self, len: u64, what: &str) -> Result<()> {
+        self.not_failed()?;
         self.log_bytes = self.log_bytes.saturating_add(len);
         self.check_output_len(self.log_bytes, what)
             .map_err(|e| self.fail(e))
@@ -244,6 +259,11 @@ impl Session {
             2 => tracing::info!(target: "morph::guest", extension = ext, action, "{text}"),
             3 => tracing::warn!(target: "morph::guest", extension = ext, action, "{text}"),
             4 => tracing::error!(target: "morph::guest", extension = ext, action, "{text}"),
+            crate::script::UNNAMED_LOG_LEVEL => {
+                return Err(MorphError::abi_violation(
+                    "a log level that is not trace, debug, info, warn or error (0 to 4)",
+                ));
+            }
             other => {
                 return Err(MorphError::abi_violation(format!(
                     "log level {other} is not 0 (trace) to 4 (error)"
@@ -343,5 +363,35 @@ mod tests {
         let response = s.guest_call(FETCH).unwrap();
         assert!(String::from_utf8_lossy(&response).contains("late"));
         assert!(s.take_fatal().is_none());
+    }
+
+    #[test]
+    fn after_a_fatal_error_host_calls_and_logs_get_that_error() {
+        let mut s = session(Duration::ZERO, Duration::from_secs(30));
+        let _ = s.fail(MorphError::abi_violation("the guest broke the protocol"));
+        let e = s.guest_call(FETCH).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AbiViolation, "{e}");
+        assert!(e.message().contains("broke the protocol"), "{e}");
+        let e = s.guest_log(2, "still here").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AbiViolation, "{e}");
+        // Nothing was performed or counted after the failure.
+        assert_eq!(s.host_calls, 0);
+        assert_eq!(s.log_bytes, 0);
+
+        // A limit hit ends it the same way: the first error stays.
+        let mut s = session(Duration::ZERO, Duration::from_secs(30));
+        s.limits.max_host_calls = 1;
+        s.guest_call(FETCH).unwrap();
+        let quota = s.guest_call(FETCH).unwrap_err();
+        assert_eq!(quota.kind(), ErrorKind::QuotaExceeded, "{quota}");
+        let again = s.guest_call(FETCH).unwrap_err();
+        assert_eq!(
+            (again.kind(), again.message()),
+            (quota.kind(), quota.message())
+        );
+        assert_eq!(
+            s.guest_log(2, "x").unwrap_err().kind(),
+            ErrorKind::QuotaExceeded
+        );
     }
 }

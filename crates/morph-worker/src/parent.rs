@@ -9,7 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -55,6 +55,11 @@ const ABORT_WAIT: Duration = Duration::from_secs(2);
 
 /// Idle workers kept per loaded extension.
 const MAX_IDLE: usize = 4;
+
+/// How long the input writer may lag behind an answer the child has
+/// already read (it is between its last write and its count): past it, the
+/// answer is still in flight, so the child asked again without reading it.
+const ANSWER_WRITE_WAIT: Duration = Duration::from_secs(1);
 
 /// The program started as a worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,18 +283,31 @@ type Frame = io::Result<Vec<u8>>;
 
 /// What the call-output reader saw, tagged with the call's number.
 enum CallOutput {
-    Frame(Vec<u8>),
+    /// A frame, and how many host-call answers the writer had begun to
+    /// write when it was read (a host call read before the answer to the
+    /// previous one was begun was sent without reading it).
+    Frame(Vec<u8>, u64),
     /// End of file: the child closed its output (or is gone).
     End,
     /// A frame above the cap, or a read error: the channel is unusable.
     Broken(io::Error),
 }
 
+/// A frame from the call's child, as `child_frame` takes it.
+struct ChildFrame<'a> {
+    body: &'a [u8],
+    /// Answers the writer had begun when the frame was read.
+    begun: u64,
+    /// The child is gone or the execution failed: host calls go unserved.
+    unanswerable: bool,
+}
+
 /// What the call-input writer is asked to do.
 enum CallInput {
     /// Write to this call's pipe from now on.
-    Open(File),
-    /// A frame for the current call.
+    Open(Arc<File>),
+    /// A frame for the current call (counted in `answers_begun` before it
+    /// is written, in `answers_written` once written or dropped).
     Frame(Vec<u8>),
 }
 
@@ -313,6 +331,23 @@ struct Worker {
     /// Call-input writer and call-output reader, long-lived threads that
     /// are handed each call's pipe.
     call_input: Option<Sender<CallInput>>,
+    /// The host end of the running call's input pipe (also the writer's),
+    /// to see whether the child has read everything written to it.
+    input_pipe: Option<Arc<File>>,
+    /// Host-call answers handed to the writer, those it has begun to
+    /// write, and those it has written (or dropped with a gone child): one
+    /// at a time, never a queue.
+    answers_sent: u64,
+    answers_written: Arc<AtomicU64>,
+    /// The number (1-based, as counted in `answers_sent`) of the last
+    /// answer the writer dropped because the child had closed its input.
+    answer_dropped: Arc<AtomicU64>,
+    /// `answers_sent` when the running call started.
+    call_answers_from: u64,
+    /// The running call's child sent a host call that went unanswered (it
+    /// was gone, or the execution had failed): it cannot answer its call
+    /// after that without having skipped the answer.
+    call_unanswered: bool,
     call_readers: Sender<(u64, File)>,
     call_output: Receiver<(u64, CallOutput)>,
     stderr: Arc<Mutex<Stderr>>,
@@ -410,20 +445,35 @@ impl Worker {
                 }
             }
         })?;
+        // Unbounded, but never holds more than one answer: the parent
+        // answers a host call only once the previous answer was read.
         let (call_input, inbox) = unbounded::<CallInput>();
+        let answers_begun = Arc::new(AtomicU64::new(0));
+        let answers_written = Arc::new(AtomicU64::new(0));
+        let answer_dropped = Arc::new(AtomicU64::new(0));
+        let (begun, written, dropped) = (
+            answers_begun.clone(),
+            answers_written.clone(),
+            answer_dropped.clone(),
+        );
         thread("morph-worker-in", move || {
-            let mut pipe: Option<File> = None;
+            let mut pipe: Option<Arc<File>> = None;
             for message in inbox {
                 match message {
                     CallInput::Open(file) => pipe = Some(file),
                     CallInput::Frame(frame) => {
+                        let number = begun.fetch_add(1, Ordering::SeqCst) + 1;
                         // A child that died or stopped reading: EPIPE, and
                         // the frame is dropped with the call.
-                        if let Some(p) = pipe.as_mut()
-                            && p.write_all(&frame).and_then(|()| p.flush()).is_err()
-                        {
+                        let delivered = pipe.as_deref().is_some_and(|p| {
+                            let mut p: &File = p;
+                            p.write_all(&frame).and_then(|()| p.flush()).is_ok()
+                        });
+                        if !delivered {
                             pipe = None;
+                            dropped.store(number, Ordering::SeqCst);
                         }
+                        written.fetch_add(1, Ordering::SeqCst);
                     }
                 }
             }
@@ -431,15 +481,16 @@ impl Worker {
         let (call_readers, jobs) = unbounded::<(u64, File)>();
         let (out, call_output) = bounded::<(u64, CallOutput)>(8);
         let max_frame = spec.max_frame();
+        let begun = answers_begun.clone();
         thread("morph-worker-out", move || {
             for (seq, mut pipe) in jobs {
                 loop {
                     let message = match read_frame(&mut pipe, max_frame) {
-                        Ok(Some(body)) => CallOutput::Frame(body),
+                        Ok(Some(body)) => CallOutput::Frame(body, begun.load(Ordering::SeqCst)),
                         Ok(None) => CallOutput::End,
                         Err(e) => CallOutput::Broken(e),
                     };
-                    let last = !matches!(message, CallOutput::Frame(_));
+                    let last = !matches!(message, CallOutput::Frame(..));
                     if out.send((seq, message)).is_err() {
                         return;
                     }
@@ -487,6 +538,12 @@ impl Worker {
             control,
             from_zygote,
             call_input: Some(call_input),
+            input_pipe: None,
+            answers_sent: 0,
+            answers_written,
+            answer_dropped,
+            call_answers_from: 0,
+            call_unanswered: false,
             call_readers,
             call_output,
             stderr: stderr_state,
@@ -704,6 +761,17 @@ impl Worker {
             let e = MorphError::host_error("the worker did not end its previous call");
             return Outcome::lost(Err(self.death(session, e)));
         }
+        // Every answer of the calls before is written or dropped (a call
+        // ends with its child gone or its answers read), so the writer is
+        // free for this call's.
+        if !self.input_written(ABORT_WAIT, &deadline) {
+            self.kill();
+            return Outcome::lost(Err(MorphError::host_error(
+                "the worker's input writer is stuck on a previous call",
+            )));
+        }
+        self.call_answers_from = self.answers_sent;
+        self.call_unanswered = false;
         // Whatever the worker wrote between calls is nobody's output.
         *self.stderr.lock().unwrap_or_else(|p| p.into_inner()) = Stderr::default();
         self.seq = self.seq.wrapping_add(1);
@@ -722,6 +790,8 @@ impl Worker {
                 &[child_in.as_raw_fd(), child_out.as_raw_fd()],
             )?;
             let gone = || io::Error::other("the worker's call threads have stopped");
+            let host_in = Arc::new(host_in);
+            self.input_pipe = Some(host_in.clone());
             self.call_input
                 .as_ref()
                 .ok_or_else(gone)?
@@ -809,8 +879,12 @@ impl Worker {
             crossbeam_channel::select! {
                 recv(self.call_output) -> message => match message {
                     Ok((which, _)) if which != seq => {}
-                    Ok((_, CallOutput::Frame(body))) => {
-                        if let Err(e) = self.child_frame(session, &body, &mut done, ended.is_some()) {
+                    Ok((_, CallOutput::Frame(body, begun))) => {
+                        // Once the child is gone or the execution failed,
+                        // no host call is served.
+                        let unanswerable = ended.is_some() || fatal.is_some();
+                        let frame = ChildFrame { body: &body, begun, unanswerable };
+                        if let Err(e) = self.child_frame(session, frame, &mut done) {
                             fatal.get_or_insert(e);
                         }
                     }
@@ -907,24 +981,38 @@ impl Worker {
     fn child_frame(
         &mut self,
         session: &mut Session,
-        body: &[u8],
+        frame: ChildFrame<'_>,
         done: &mut Option<Result<Vec<u8>>>,
-        child_gone: bool,
     ) -> Result<()> {
+        let ChildFrame {
+            body,
+            begun,
+            unanswerable,
+        } = frame;
         let message =
             parse::<FromChild>(body).map_err(|e| MorphError::abi_violation(e.to_string()))?;
         match message {
-            // Asked before it died: nobody is there to answer.
-            FromChild::HostCall { .. } if child_gone => Ok(()),
+            // Asked before it died (or after the execution failed): nobody
+            // is there to answer.
+            FromChild::HostCall { .. } if unanswerable => {
+                self.call_unanswered = true;
+                Ok(())
+            }
             FromChild::HostCall { request } => {
+                // One host call at a time: a request while the previous
+                // answer is unread is pipelining (answers would pile up in
+                // the host), and ends the execution.
+                self.previous_answer_read(session, begun, "sent a host call")?;
                 // Quota or deadline: the execution ends here.
                 let bytes = session.guest_call(request.as_bytes())?;
                 let frame = encode_frame(&ToChild::HostResponse {
                     result: Ok(String::from_utf8_lossy(&bytes).into_owned()),
                 })
                 .map_err(|e| MorphError::host_error(format!("encoding a host response: {e}")))?;
-                if let Some(input) = &self.call_input {
-                    let _ = input.send(CallInput::Frame(frame));
+                if let Some(input) = &self.call_input
+                    && input.send(CallInput::Frame(frame)).is_ok()
+                {
+                    self.answers_sent += 1;
                 }
                 Ok(())
             }
@@ -940,10 +1028,90 @@ impl Worker {
                 memory_bytes,
                 ..
             } => {
+                // An answer left unread would also keep the writer busy
+                // into the next call.
+                self.previous_answer_read(session, begun, "answered its call")?;
+                if self.call_unanswered {
+                    return Err(MorphError::abi_violation(
+                        "the worker answered its call before reading the answer to its \
+                         previous host call (host calls are one at a time)",
+                    ));
+                }
                 session.note_memory(memory_bytes);
                 *done = Some(result.map(String::into_bytes).map_err(|e| e.into_error()));
                 Ok(())
             }
+        }
+    }
+
+    /// Strict alternation of host calls: `Ok` when the child has read the
+    /// whole answer to its previous host call (or made none), so it may
+    /// send its next message; `abi_violation` when that answer is still
+    /// unread: the message was read from the pipe before the writer began
+    /// the answer, or the answer is still in the pipe (or not all written
+    /// because the pipe is full). `begun`: the answers begun when the
+    /// message was read. `doing` says what the child did instead of
+    /// reading, for the message.
+    ///
+    /// A child that sends early and then reads the answer before the host
+    /// looks is not caught, but gains nothing: the host still holds at most
+    /// one answer and serves one call at a time.
+    fn previous_answer_read(&self, session: &Session, begun: u64, doing: &str) -> Result<()> {
+        let unread = || {
+            MorphError::abi_violation(format!(
+                "the worker {doing} before reading the answer to its previous host call \
+                 (host calls are one at a time: ask, read the answer, then ask again)"
+            ))
+        };
+        if begun < self.answers_sent {
+            return Err(unread());
+        }
+        // A child that read the whole answer asked only after the last
+        // write reached the pipe: the writer can only be a moment behind.
+        if !self.input_written(ANSWER_WRITE_WAIT, session.deadline()) {
+            return Err(if session.deadline().expired() {
+                session.timeout_error()
+            } else {
+                unread()
+            });
+        }
+        // This call's last answer met a closed input: the child never
+        // read it (it had closed its input, or exited, before it could).
+        if self.answers_sent > self.call_answers_from
+            && self.answer_dropped.load(Ordering::SeqCst) == self.answers_sent
+        {
+            return Err(unread());
+        }
+        let Some(pipe) = &self.input_pipe else {
+            return Ok(());
+        };
+        let mut pending: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int; the descriptor is the host end of
+        // the call's input pipe, kept open by `input_pipe`.
+        if unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut pending) } != 0 {
+            return Err(MorphError::host_error(format!(
+                "cannot look at the worker's input pipe: {}",
+                io::Error::last_os_error()
+            )));
+        }
+        if pending > 0 {
+            return Err(unread());
+        }
+        Ok(())
+    }
+
+    /// Waits up to `wait` (and not past `deadline`) until the writer has
+    /// written, or dropped, every answer handed to it.
+    fn input_written(&self, wait: Duration, deadline: &morph_core::Deadline) -> bool {
+        let until = Instant::now() + wait;
+        loop {
+            if self.answers_written.load(Ordering::SeqCst) >= self.answers_sent {
+                return true;
+            }
+            if Instant::now() >= until || deadline.expired() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
         }
     }
 

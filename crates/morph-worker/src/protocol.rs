@@ -14,7 +14,11 @@
 //!   are capped before reading, host calls go through the parent's
 //!   [`Session`](morph_core::Session), and a child may claim only the
 //!   error kinds a guest can cause. It ends (end of file) when the child
-//!   does, so nothing of one call can reach the next.
+//!   does, so nothing of one call can reach the next. Host calls strictly
+//!   alternate: after a `HostCall` the child's next frame may come only
+//!   once it has read the whole `HostResponse`; sending a `HostCall` or
+//!   `Done` with the answer unread is `abi_violation` (no answer queue
+//!   builds up in the host).
 
 use std::io::{self, Read, Write};
 

@@ -13,12 +13,18 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use morph_core::script::{ScriptCall, ScriptEngine, ScriptInstance};
+use std::fs::File;
+use std::io::Write;
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
+
+use morph_core::script::{ScriptCall, ScriptEngine, ScriptInstance, lock_host};
 use morph_core::{
     BaseMorphRuntime, CapabilityHost, Enforcement, EngineLimit, EngineRuntime, ErrorKind,
     ExecutionContext, ExtensionArtifact, ExtensionManifest, GuestCall, HostPolicy, LoadedExtension,
-    ResourceLimits, Result, RuntimeInfo, RuntimeKind,
+    MorphError, ResourceLimits, Result, RuntimeInfo, RuntimeKind,
 };
+use morph_worker::protocol::{FromChild, encode_frame, read_frame};
 use morph_worker::{WorkerBackend, WorkerOptions, main_if_worker};
 use serde_json::{Value, json};
 
@@ -77,7 +83,9 @@ impl ScriptEngine for ProbeEngine {
 }
 
 const DESCRIBE: &str = r#"{"name": "Probe", "version": "1.0.0",
-  "actions": [{"name": "start", "parameters": []}, {"name": "hang", "parameters": []}],
+  "actions": [{"name": "start", "parameters": []}, {"name": "hang", "parameters": []},
+    {"name": "calls", "parameters": []}, {"name": "pipeline", "parameters": []},
+    {"name": "answer_unread", "parameters": []}],
   "events": [], "config_schema": {}}"#;
 
 impl ScriptInstance for ProbeInstance {
@@ -87,6 +95,36 @@ impl ScriptInstance for ProbeInstance {
             GuestCall::Execute { action: "hang", .. } => loop {
                 std::thread::sleep(Duration::from_millis(5));
             },
+            GuestCall::Execute {
+                action: "calls", ..
+            } => {
+                // Honest host calls, one after the other.
+                for _ in 0..20 {
+                    lock_host(&call.host).call(REQUEST.as_bytes())?;
+                }
+                Ok(br#"{"ok": "called"}"#.to_vec())
+            }
+            GuestCall::Execute {
+                action: "pipeline", ..
+            } => {
+                // Two host calls on the raw pipe before reading any answer,
+                // then both answers.
+                let frame = request_frame()?;
+                raw_write(&[frame.as_slice(), frame.as_slice()].concat())?;
+                std::thread::sleep(Duration::from_millis(50));
+                for _ in 0..2 {
+                    raw_read_frame()?;
+                }
+                Ok(br#"{"ok": "pipelined"}"#.to_vec())
+            }
+            GuestCall::Execute {
+                action: "answer_unread",
+                ..
+            } => {
+                // A host call whose answer is never read, then the answer.
+                raw_write(&request_frame()?)?;
+                Ok(br#"{"ok": "unread"}"#.to_vec())
+            }
             GuestCall::Execute { .. } => {
                 let start = START.get();
                 let out = json!({"ok": {
@@ -101,6 +139,37 @@ impl ScriptInstance for ProbeInstance {
     }
 }
 
+/// A host call every host answers (with a `permission_denied` envelope).
+const REQUEST: &str = r#"{"op": "data.get", "args": {"key": "k"}}"#;
+
+fn request_frame() -> Result<Vec<u8>> {
+    encode_frame(&FromChild::HostCall {
+        request: REQUEST.to_string(),
+    })
+    .map_err(|e| MorphError::host_error(e.to_string()))
+}
+
+/// The call's channel in its child: input on descriptor 3, output on 4.
+fn raw_pipe(fd: i32) -> ManuallyDrop<File> {
+    // SAFETY: the child's own pipe descriptors, never closed here.
+    ManuallyDrop::new(unsafe { File::from_raw_fd(fd) })
+}
+
+fn raw_write(bytes: &[u8]) -> Result<()> {
+    raw_pipe(4)
+        .write_all(bytes)
+        .map_err(|e| MorphError::host_error(e.to_string()))
+}
+
+fn raw_read_frame() -> Result<()> {
+    let mut input = raw_pipe(3);
+    match read_frame(&mut *input, 1 << 20) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(MorphError::host_error("no answer")),
+        Err(e) => Err(MorphError::host_error(e.to_string())),
+    }
+}
+
 const MANIFEST: &str = r#"
 extension_id: test.probe
 version: 1.0.0
@@ -108,7 +177,7 @@ schema_version: "1.0"
 metadata: {name: Probe}
 runtime: js
 resource_limits: {max_execution_ms: 300}
-actions: [{name: start}, {name: hang}]
+actions: [{name: start}, {name: hang}, {name: calls}, {name: pipeline}, {name: answer_unread}]
 "#;
 
 fn info() -> RuntimeInfo {
@@ -208,6 +277,37 @@ fn a_replacement_worker_is_warm_for_the_next_execution() -> std::result::Result<
     Ok(())
 }
 
+fn run(ext: &dyn LoadedExtension, action: &str) -> morph_core::Result<Value> {
+    pollster::block_on(ext.execute(action, json!({}), &ExecutionContext::default()))
+}
+
+fn host_calls_one_after_the_other_are_served() -> std::result::Result<(), Failed> {
+    let ext = load()?;
+    for _ in 0..3 {
+        assert_eq!(run(&*ext, "calls").map_err(failed)?, json!("called"));
+    }
+    Ok(())
+}
+
+fn a_pipelined_host_call_is_an_abi_violation() -> std::result::Result<(), Failed> {
+    let ext = load()?;
+    for action in ["pipeline", "answer_unread"] {
+        match run(&*ext, action) {
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::AbiViolation, "{action}: {e}");
+                assert!(
+                    e.message().contains("before reading the answer"),
+                    "{action}: {e}"
+                );
+            }
+            Ok(v) => return Err(failed(format!("{action} was served: {v}"))),
+        }
+        // The worker pool goes on: the next honest execution is served.
+        assert_eq!(run(&*ext, "calls").map_err(failed)?, json!("called"));
+    }
+    Ok(())
+}
+
 fn main() {
     // Threads that exist before the worker is recognised.
     for _ in 0..3 {
@@ -220,6 +320,14 @@ fn main() {
         Trial::test(
             "a_replacement_worker_is_warm_for_the_next_execution",
             a_replacement_worker_is_warm_for_the_next_execution,
+        ),
+        Trial::test(
+            "host_calls_one_after_the_other_are_served",
+            host_calls_one_after_the_other_are_served,
+        ),
+        Trial::test(
+            "a_pipelined_host_call_is_an_abi_violation",
+            a_pipelined_host_call_is_an_abi_violation,
         ),
     ];
     libtest_mimic::run(&args, trials).exit();

@@ -83,8 +83,9 @@ fn host_log(_: &JsValue, args: &[JsValue], context: &mut Context) -> JsResult<Js
         .first()
         .cloned()
         .unwrap_or_default()
-        .to_i32(context)?
-        .clamp(0, 4);
+        // Not clamped: a level outside 0..4 is the session's
+        // `abi_violation`, as for a wasm guest.
+        .to_i32(context)?;
     let text = string_arg(args, 1, context)?;
     let Some(data) = context.get_data::<HostData>() else {
         return Err(fatal(

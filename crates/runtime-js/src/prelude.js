@@ -187,10 +187,24 @@
     return envelope.ok;
   }
 
+  // What the host takes for a level that is no name (morph-core's
+  // UNNAMED_LOG_LEVEL, i32::MIN): like a number outside 0..4, it ends the
+  // execution with abi_violation on every backend.
+  const UNNAMED_LEVEL = -2147483648;
+
+  // The level number of a name (any case) or of an integer 0..4; anything
+  // else becomes a level the host refuses.
+  function levelNumber(level) {
+    if (level === undefined) return 2;
+    if (typeof level === "number") {
+      return level === (level | 0) ? level : UNNAMED_LEVEL;
+    }
+    const n = LEVELS[toText(level).toLowerCase()];
+    return n === undefined ? UNNAMED_LEVEL : n;
+  }
+
   function log(message, level) {
-    const key = level === undefined ? "info" : toText(level).toLowerCase();
-    const n = LEVELS[key];
-    hostLog(n === undefined ? 2 : n, toText(message));
+    hostLog(levelNumber(level), toText(message));
   }
 
   function headerPairs(headers) {

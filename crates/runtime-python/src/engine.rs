@@ -99,8 +99,11 @@ pub struct PythonEngine;
 
 fn py_error(py: Python<'_>, e: PyErr, what: &str) -> MorphError {
     // The glue itself can run out of memory or stack while it handles a
-    // guest's result: those are still the guest's limits.
-    if e.is_instance_of::<pyo3::exceptions::PyMemoryError>(py) {
+    // guest's result: those are still the guest's limits (memory only when
+    // an allocation really failed under the cap).
+    if e.is_instance_of::<pyo3::exceptions::PyMemoryError>(py)
+        && crate::evidence::allocation_failed()
+    {
         return MorphError::memory_limit(format!("{what}: out of memory under max_memory_mb"));
     }
     if e.is_instance_of::<pyo3::exceptions::PyRecursionError>(py) {
@@ -183,8 +186,22 @@ fn native_functions(py: Python<'_>, morph: &Bound<'_, PyModule>) -> PyResult<()>
             )
         },
     )?;
+    // Whether an exception that ended the call is the host's limit: the
+    // glue maps MemoryError, PermissionError and RecursionError to limit
+    // kinds only when this says so (`crate::evidence`).
+    let limit_hit = PyCFunction::new_closure(
+        py,
+        Some(c"_limit_hit"),
+        None,
+        |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| -> PyResult<bool> {
+            let kind: String = args.get_item(0)?.extract()?;
+            let exc = args.get_item(1)?;
+            Ok(crate::evidence::limit_hit(&kind, &exc))
+        },
+    )?;
     morph.setattr("_host_call", host_call)?;
     morph.setattr("_log", log)?;
+    morph.setattr("_limit_hit", limit_hit)?;
     Ok(())
 }
 
@@ -200,6 +217,7 @@ impl ScriptEngine for PythonEngine {
     fn warm_up(&self) -> Result<()> {
         start_interpreter()?;
         Python::attach(|py| {
+            crate::evidence::install(py).map_err(|e| py_error(py, e, "the allocator hooks"))?;
             let morph = PyModule::from_code(
                 py,
                 &CString::new(MORPH_PY).map_err(|e| MorphError::host_error(e.to_string()))?,
@@ -323,6 +341,12 @@ fn reply(text: &str) -> Result<Vec<u8>> {
         .map_err(|e| MorphError::host_error(format!("the Python glue's reply: {e}")))?;
     match (reply.value, reply.error) {
         (Some(value), _) => Ok(value.into_bytes()),
+        // A limit kind without the native evidence of a limit hit (a glue
+        // the guest replaced) is the guest's own error.
+        (None, Some(e)) if !crate::evidence::confirmed(&e.kind) => Err(MorphError::extension(
+            "uncaught_exception",
+            format!("{} (no {} limit was hit)", e.message, e.kind),
+        )),
         (None, Some(e)) => Err(match morph_core::ErrorKind::parse(&e.kind) {
             Some(kind) => MorphError::new(kind, e.message),
             None => MorphError::host_error(e.message),
@@ -381,6 +405,7 @@ impl PythonInstance {
 
 impl ScriptInstance for PythonInstance {
     fn run(&mut self, call: ScriptCall<'_>) -> Result<Vec<u8>> {
+        crate::evidence::reset();
         set_current_host(Some(call.host.clone()));
         // In a worker this runs in the call's own child of the zygote,
         // which exits afterwards: nothing the extension changes survives.

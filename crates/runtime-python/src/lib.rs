@@ -12,11 +12,14 @@
 //! - `max_execution_ms`: the host has the worker kill the call's process
 //!   at the deadline (`timeout`); the warm worker stays.
 //! - `max_memory_mb`: each call's process caps its address space at the
-//!   warm worker's size + the limit + 2 MiB; Python's `MemoryError` (or an
-//!   allocation failure) is `memory_limit`.
+//!   warm worker's size + the limit + 2 MiB; a `MemoryError` after an
+//!   allocation of the interpreter failed (or an allocation failure in the
+//!   engine) is `memory_limit`. A `MemoryError`, `PermissionError` or
+//!   `RecursionError` the extension raises itself, with no limit hit, is
+//!   its own error: `extension_error`, code `uncaught_exception`.
 //! - stack: the recursion limit is [`RECURSION_LIMIT`], and
 //!   `sys.setrecursionlimit` cannot raise it (higher values are clamped);
-//!   `RecursionError` is `stack_overflow`.
+//!   the interpreter's `RecursionError` at that limit is `stack_overflow`.
 //! - state: every call runs in a process forked from the warm worker, so
 //!   it sees the standard library exactly as it was preloaded, whatever an
 //!   earlier call changed (class attributes, module-level lists,
@@ -52,6 +55,7 @@
 #![warn(missing_docs)]
 
 mod engine;
+mod evidence;
 mod sandbox;
 
 use morph_core::{Enforcement, EngineLimit, RuntimeInfo, RuntimeKind};

@@ -71,9 +71,25 @@ def call(op, args=None):
     return envelope.get("ok")
 
 
+# What the host takes for a level that is no name (morph-core's
+# UNNAMED_LOG_LEVEL, i32::MIN): like a number outside 0..4, it ends the
+# execution with abi_violation on every backend.
+_UNNAMED_LEVEL = -(2**31)
+
+
+def _level(level):
+    """The level number of a name (any case) or of an integer 0..4; anything
+    else becomes a level the host refuses."""
+    if isinstance(level, int) and not isinstance(level, bool):
+        return level if -(2**31) <= level < 2**31 else _UNNAMED_LEVEL
+    return _LEVELS.get(str(level).lower(), _UNNAMED_LEVEL)
+
+
 def log(message, level="info"):
-    """Logs ``message`` through the host (counted against max_output_bytes)."""
-    _log(_LEVELS.get(str(level).lower(), 2), str(message))
+    """Logs ``message`` through the host (counted against max_output_bytes).
+    A level that is not trace, debug, info, warn, error (or 0 to 4) ends the
+    execution with ``abi_violation``."""
+    _log(_level(level), str(message))
 
 
 class _Namespace:
@@ -158,15 +174,24 @@ def _run(module, action, params, context):
     except _Fatal as e:
         return _error(e.kind, e.message)
     except RecursionError as e:
-        return _error("stack_overflow", f"action `{action}`: {e}")
-    except MemoryError:
-        return _error("memory_limit", f"action `{action}` ran out of memory under max_memory_mb")
+        if not _limit_hit("stack_overflow", e):
+            envelope = _uncaught(e)
+        else:
+            return _error("stack_overflow", f"action `{action}`: {e}")
+    except MemoryError as e:
+        if not _limit_hit("memory_limit", e):
+            envelope = _uncaught(e)
+        else:
+            return _error("memory_limit", f"action `{action}` ran out of memory under max_memory_mb")
     except PermissionError as e:
-        return _error("permission_denied", f"action `{action}`: {e}")
+        if not _limit_hit("permission_denied", e):
+            envelope = _uncaught(e)
+        else:
+            return _error("permission_denied", f"action `{action}`: {e}")
     except SystemExit as e:
         envelope = {"err": {"code": "exit", "message": f"exit status {e.code}"}}
     except BaseException as e:
-        envelope = {"err": {"code": "uncaught_exception", "message": f"{_name(e)}: {e}"}}
+        envelope = _uncaught(e)
     for stream in (_stdout, _stderr):
         stream.flush()
     try:
@@ -193,17 +218,32 @@ def _load(code, file):
     except _Fatal as e:
         return None, _error(e.kind, e.message)
     except RecursionError as e:
-        return None, _error("stack_overflow", f"{file}: {e}")
-    except MemoryError:
-        return None, _error("memory_limit", f"{file} ran out of memory under max_memory_mb")
+        if _limit_hit("stack_overflow", e):
+            return None, _error("stack_overflow", f"{file}: {e}")
+        return None, _module_failed(file, e)
+    except MemoryError as e:
+        if _limit_hit("memory_limit", e):
+            return None, _error("memory_limit", f"{file} ran out of memory under max_memory_mb")
+        return None, _module_failed(file, e)
     except PermissionError as e:
-        return None, _error("permission_denied", f"{file}: {e}")
+        if _limit_hit("permission_denied", e):
+            return None, _error("permission_denied", f"{file}: {e}")
+        return None, _module_failed(file, e)
     except BaseException as e:
-        return None, _dumps({"value": _dumps({"err": {"code": "uncaught_exception", "message": f"{file}: {_name(e)}: {e}"}})})
+        return None, _module_failed(file, e)
 
 
 def _name(e):
     return type(e).__name__
+
+
+def _uncaught(e):
+    # Any exception the extension lets out, limits aside: its own error.
+    return {"err": {"code": "uncaught_exception", "message": f"{_name(e)}: {e}"}}
+
+
+def _module_failed(file, e):
+    return _dumps({"value": _dumps({"err": {"code": "uncaught_exception", "message": f"{file}: {_name(e)}: {e}"}})})
 
 
 def _error(kind, message):

@@ -102,7 +102,10 @@ pub(crate) fn close(py: Python<'_>, sandbox_error: Py<PyAny>, limit: u32) -> PyR
             let refused = refusal(&event, event_args.unwrap_or(&empty), &builtins);
             match refused {
                 None => Ok(()),
-                Some(message) => Err(PyErr::from_value(sandbox_error.bind(py).call1((message,))?)),
+                Some(message) => {
+                    crate::evidence::note_refusal();
+                    Err(PyErr::from_value(sandbox_error.bind(py).call1((message,))?))
+                }
             }
         },
     )?;
