@@ -10,13 +10,14 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use morph::host::{
-    EnvVault, FileVault, JsonLinesAudit, MemoryVault, VaultChain, VaultProvider, data_dir,
-    persistent_host_builder, persistent_module_cache, validate_key,
+    EnvVault, FileVault, JsonLinesAudit, MemoryVault, RedbDataStore, SandboxFs, UreqHttp,
+    VaultChain, VaultProvider, data_dir, persistent_host_builder, persistent_module_cache,
+    validate_key,
 };
 use morph::text::{bounded_untrusted, json_for_terminal};
 use morph::{
     Backend, BackendOptions, BaseMorphRuntime, CapabilityHost, ExecutionContext, ExtensionArtifact,
-    ExtensionManager, HostPolicy, MorphError, Result, RuntimeKind, validate_id,
+    ExtensionManager, HostPolicy, MorphError, Result, RuntimeKind, sha256, validate_id,
 };
 use morph_conformance::{Matrix, Suite};
 
@@ -51,8 +52,12 @@ enum Command {
     ///
     /// Grants the manifest's requested permissions up to the default
     /// ceilings (the development path) and prints the grant on stderr.
-    /// Files, the key/value store and the audit log live in the data
-    /// directory ($MORPH_DATA_DIR, default ~/.local/share/morph).
+    /// The extension runs in an isolated namespace of its own directory:
+    /// its secrets, key/value store and files live in
+    /// `dev/<sha256 of the directory's path>/` of the data directory
+    /// ($MORPH_DATA_DIR, default ~/.local/share/morph), never in those of
+    /// an installed extension with the same id (the id is the manifest's
+    /// claim, so it proves nothing). The audit log is the data directory's.
     Run {
         /// The extension directory (manifest.yaml + entry).
         dir: PathBuf,
@@ -68,9 +73,17 @@ enum Command {
         #[arg(long)]
         backend: Option<String>,
         /// A secret for this run only, as KEY=VALUE (repeatable). Secrets
-        /// are also read from the vault file, then from MORPH_SECRET_<EXTENSION>__<KEY> variables.
+        /// are also read from the namespace's vault file (with
+        /// --installed-namespace: the data directory's vault file, then
+        /// MORPH_SECRET_<EXTENSION>__<KEY> variables).
         #[arg(long = "secret", value_name = "KEY=VALUE")]
         secrets: Vec<String>,
+        /// Run in the namespace of the installed extension with the
+        /// manifest's id instead of an isolated one: its secrets (the
+        /// vault file and MORPH_SECRET_* variables), data and files. Only
+        /// for an extension directory you trust with them.
+        #[arg(long)]
+        installed_namespace: bool,
         /// Let `http.fetch` reach loopback, private and other non-public
         /// addresses (a local test server, say) when an allowed host
         /// resolves to one. Off by default: no manifest opens them.
@@ -97,6 +110,11 @@ enum Command {
     Install {
         /// The extension directory.
         dir: PathBuf,
+        /// Replace an installed extension with the same id (the new files
+        /// get its secrets, data and files). Without it such an install is
+        /// refused.
+        #[arg(long)]
+        replace: bool,
     },
     /// List installed extensions.
     List,
@@ -185,6 +203,20 @@ fn manager() -> Result<ExtensionManager> {
         runtimes,
         None,
     )
+}
+
+/// The isolated namespace `morph run` keeps the state of the extension
+/// directory `dir` in: `dev/<first 32 hex digits of the SHA-256 of its
+/// canonical path>/` of the data directory, created when missing. Keyed
+/// on where the files are, not on the id their manifest claims.
+fn dev_namespace(dir: &std::path::Path) -> Result<PathBuf> {
+    let canonical = std::fs::canonicalize(dir)
+        .map_err(|e| MorphError::io_error(format!("cannot resolve {}: {e}", dir.display())))?;
+    let key = sha256(canonical.as_os_str().as_encoded_bytes());
+    let dev = data_dir().join("dev").join(&key[..32]);
+    std::fs::create_dir_all(&dev)
+        .map_err(|e| MorphError::io_error(format!("cannot create {}: {e}", dev.display())))?;
+    Ok(dev)
 }
 
 fn file_vault() -> Result<FileVault> {
@@ -284,6 +316,7 @@ async fn run(command: Command) -> Result<ExitCode> {
             backend,
             secrets,
             allow_private_network,
+            installed_namespace,
         } => {
             let params = parse_json(&params, "--params")?;
             let context: ExecutionContext = match context {
@@ -302,18 +335,49 @@ async fn run(command: Command) -> Result<ExitCode> {
                 validate_key("--secret", key)?;
                 vault.set(&artifact.manifest.extension_id, key, value)?;
             }
-            // --secret values first, then the encrypted vault file, then
-            // MORPH_SECRET_<EXTENSION>__<KEY>; `vault.set_secret` writes to
-            // the vault file, where the next run reads it.
-            let file: Arc<dyn VaultProvider> = Arc::new(file_vault()?);
-            let vault = Arc::new(
-                VaultChain::new(vec![vault, file.clone(), Arc::new(EnvVault)]).writing_to(file),
-            );
-            let host = Arc::new(persistent_host_builder(&data_dir(), vault)?.build());
-            let ext = runtime.load(&artifact, host, &policy).await?;
+            let id = &artifact.manifest.extension_id;
+            let (host, namespace) = if installed_namespace {
+                // --secret values first, then the encrypted vault file, then
+                // MORPH_SECRET_<EXTENSION>__<KEY>; `vault.set_secret` writes to
+                // the vault file, where the next run reads it.
+                let file: Arc<dyn VaultProvider> = Arc::new(file_vault()?);
+                let vault = Arc::new(
+                    VaultChain::new(vec![vault, file.clone(), Arc::new(EnvVault)]).writing_to(file),
+                );
+                let host = persistent_host_builder(&data_dir(), vault)?.build();
+                let namespace = format!(
+                    "the installed namespace of `{}` in {} (--installed-namespace)",
+                    shown(id),
+                    data_dir().display()
+                );
+                (host, namespace)
+            } else {
+                let dev = dev_namespace(&dir)?;
+                let file: Arc<dyn VaultProvider> = Arc::new(FileVault::open(
+                    &dev.join("vault.json"),
+                    &dev.join("vault.key"),
+                )?);
+                let vault = Arc::new(VaultChain::new(vec![vault, file.clone()]).writing_to(file));
+                let host = CapabilityHost::builder()
+                    .vault(vault)
+                    .fs(Arc::new(SandboxFs::new(dev.join("files"))))
+                    .http(Arc::new(UreqHttp::default()))
+                    .data(Arc::new(RedbDataStore::open(&dev.join("data.redb"))?))
+                    .audit(Arc::new(JsonLinesAudit::open(
+                        &data_dir().join("audit.jsonl"),
+                    )?))
+                    .build();
+                let namespace = format!(
+                    "an isolated dev namespace (secrets, data and files in {}; not those of an installed `{}`; --installed-namespace shares them)",
+                    dev.display(),
+                    shown(id)
+                );
+                (host, namespace)
+            };
+            let ext = runtime.load(&artifact, Arc::new(host), &policy).await?;
             eprintln!(
-                "morph: running `{}` on {} with {}",
-                artifact.manifest.extension_id,
+                "morph: running `{}` on {} in {namespace} with {}",
+                shown(id),
                 runtime.info().name,
                 shown(&ext.policy().to_string())
             );
@@ -333,7 +397,7 @@ async fn run(command: Command) -> Result<ExitCode> {
             println!("{}", pretty(&describe));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Install { dir } => {
+        Command::Install { dir, replace } => {
             let artifact = ExtensionArtifact::from_dir(&dir)?;
             let policy = HostPolicy::allow_requested();
             let m = &artifact.manifest;
@@ -343,7 +407,12 @@ async fn run(command: Command) -> Result<ExitCode> {
                 shown(&m.version),
                 shown(&policy.resolve(m).to_string())
             );
-            let id = manager()?.install(&dir, &policy)?;
+            let manager = manager()?;
+            let id = if replace {
+                manager.install_replacing(&dir, &policy)?
+            } else {
+                manager.install(&dir, &policy)?
+            };
             println!("installed {id}");
             Ok(ExitCode::SUCCESS)
         }

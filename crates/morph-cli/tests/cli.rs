@@ -102,7 +102,7 @@ fn data_files_and_audit_persist_in_the_data_dir() {
 #[test]
 fn secrets_come_from_the_environment_too() {
     let o = Command::new(env!("CARGO_BIN_EXE_morph"))
-        .args(["run", "examples/hello", "secret"])
+        .args(["run", "examples/hello", "secret", "--installed-namespace"])
         .env("MORPH_DATA_DIR", data_dir())
         .env("MORPH_SECRET_EXAMPLE_HELLO__GREETING", "from env")
         .current_dir(repo())
@@ -564,7 +564,14 @@ fn secrets_set_in_the_encrypted_vault_reach_the_guest() {
     );
     let o = morph_in(d, &["secret", "list", "example.hello"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "greeting");
+    // The data directory's vault serves the installed namespace only.
     let o = morph_in(d, &["run", "examples/hello", "secret"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(v, serde_json::json!({"ok": null}), "{}", stderr(&o));
+    let o = morph_in(
+        d,
+        &["run", "examples/hello", "secret", "--installed-namespace"],
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(
         v,
@@ -986,4 +993,114 @@ fn guest_log_lines_cannot_drive_the_terminal() {
         !err.contains("\u{1b}]0;"),
         "an OSC sequence reached the terminal: {err:?}"
     );
+}
+
+/// An extension's id is its manifest's claim: a directory claiming an
+/// installed extension's id reaches none of that extension's secrets, data
+/// or files through `morph run`, cannot install over it without
+/// `--replace`, and installed files changed afterwards are refused.
+#[test]
+fn a_directory_claiming_an_installed_id_gets_none_of_its_state() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let d = data.path();
+    let kitchen = "conformance/fixtures/kitchen";
+    let o = morph_in(d, &["install", kitchen]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let exec = |params: &str| {
+        morph_in(
+            d,
+            &["exec", "conformance.kitchen", "call", "--params", params],
+        )
+    };
+    for params in [
+        r#"{"op": "data.set", "args": {"key": "k", "value": "victim data"}}"#,
+        r#"{"op": "vault.set_secret", "args": {"key": "token", "value": "victim secret"}}"#,
+        r#"{"op": "fs.write", "args": {"path": "f.txt", "data": "victim file"}}"#,
+    ] {
+        let o = exec(params);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            "{\n  \"ok\": null\n}"
+        );
+    }
+    let o = morph_in(
+        d,
+        &[
+            "secret",
+            "set",
+            "conformance.kitchen",
+            "api_key",
+            "--value",
+            "user secret",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The hostile copy: the same manifest (so the same id), another directory.
+    let hostile = tempfile::tempdir().expect("temp dir");
+    copy_dir(&repo().join(kitchen), hostile.path());
+    let h = hostile.path().to_str().unwrap_or_default();
+    let run = |params: &str| {
+        let o = morph_in(d, &["run", h, "call", "--params", params]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+        (v, stderr(&o))
+    };
+    let (v, err) = run(r#"{"op": "data.get", "args": {"key": "k"}}"#);
+    assert_eq!(
+        v,
+        serde_json::json!({"ok": null}),
+        "the installed data leaked"
+    );
+    assert!(err.contains("isolated dev namespace"), "{err}");
+    for key in ["token", "api_key"] {
+        let (v, _) = run(&format!(
+            r#"{{"op": "vault.get_secret", "args": {{"key": "{key}"}}}}"#
+        ));
+        assert_eq!(v, serde_json::json!({"ok": null}), "secret `{key}` leaked");
+    }
+    let (v, _) = run(r#"{"op": "fs.read", "args": {"path": "f.txt"}}"#);
+    assert!(v.get("err").is_some(), "the installed file leaked: {v}");
+    // The isolated namespace keeps its own state from run to run.
+    run(r#"{"op": "data.set", "args": {"key": "k", "value": "dev data"}}"#);
+    let (v, _) = run(r#"{"op": "data.get", "args": {"key": "k"}}"#);
+    assert_eq!(v, serde_json::json!({"ok": "dev data"}));
+    let o = exec(r#"{"op": "data.get", "args": {"key": "k"}}"#);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(
+        v,
+        serde_json::json!({"ok": "victim data"}),
+        "the dev run wrote the installed data"
+    );
+    // Opting in shares the installed namespace.
+    let o = morph_in(
+        d,
+        &[
+            "run",
+            h,
+            "call",
+            "--installed-namespace",
+            "--params",
+            r#"{"op": "data.get", "args": {"key": "k"}}"#,
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(
+        v,
+        serde_json::json!({"ok": "victim data"}),
+        "{}",
+        stderr(&o)
+    );
+    // No install over it without --replace.
+    let o = morph_in(d, &["install", h]);
+    assert_error(&o, "permission_denied", "already installed");
+    let o = morph_in(d, &["install", "--replace", h]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Installed files changed after the install are refused.
+    let entry = d.join("extensions/conformance.kitchen/extension.wat");
+    let mut text = std::fs::read_to_string(&entry).expect("installed entry");
+    text.push_str("\n;; changed\n");
+    std::fs::write(&entry, text).expect("tamper");
+    let o = exec(r#"{"op": "data.get", "args": {"key": "k"}}"#);
+    assert_error(&o, "signature_invalid", "changed since it was installed");
 }

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
+
 use crate::error::{MorphError, Result};
 use crate::extension_file::{MAX_ENTRY_BYTES, read_extension_file};
 use crate::manifest::ExtensionManifest;
@@ -62,6 +64,26 @@ impl ExtensionArtifact {
         }
     }
 
+    /// The content digest of the extension: SHA-256, in lowercase hex,
+    /// over each of its files (the manifest text, then the entry), each
+    /// as its name and its bytes with their lengths (64-bit little
+    /// endian) in front, so no two different sets of files share one.
+    /// What an installation records and checks at every load.
+    pub fn digest(&self) -> String {
+        let manifest = self.manifest_text.as_deref().unwrap_or_default();
+        let mut hasher = Sha256::new();
+        for (name, bytes) in [
+            (crate::manifest::MANIFEST_FILE, manifest.as_bytes()),
+            (self.manifest.entry_file(), self.entry.as_slice()),
+        ] {
+            for part in [name.as_bytes(), bytes] {
+                hasher.update((part.len() as u64).to_le_bytes());
+                hasher.update(part);
+            }
+        }
+        sha256_hex(&hasher.finalize())
+    }
+
     /// A name for the entry in messages: its path when read from disk.
     pub fn entry_origin(&self) -> String {
         match &self.dir {
@@ -69,4 +91,14 @@ impl ExtensionArtifact {
             None => self.manifest.entry_file().to_string(),
         }
     }
+}
+
+/// `bytes` in lowercase hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of `data` in lowercase hex (64 characters).
+pub fn sha256(data: &[u8]) -> String {
+    sha256_hex(&Sha256::digest(data))
 }

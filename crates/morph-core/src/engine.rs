@@ -306,7 +306,13 @@ impl BaseMorphRuntime for EngineRuntime {
                     e
                 }
             })?;
-        let session = new_session(&host, &scope, "describe", &new_request_id(), 0, None);
+        let session = new_session(
+            &host,
+            &scope,
+            "describe",
+            &new_request_id(),
+            &ExecutionContext::default(),
+        );
         let deadline = session.deadline().clone();
         let describing = prepared.clone();
         let run = self
@@ -334,18 +340,25 @@ fn new_session(
     scope: &Arc<ExtensionScope>,
     action: &str,
     request_id: &str,
-    hops: u32,
-    origin: Option<&str>,
+    ctx: &ExecutionContext,
 ) -> Session {
     let limits = scope.policy.limits;
     let mut calls = CallState::new(scope.clone(), action, request_id);
-    calls.set_chain(hops, origin.unwrap_or(request_id));
+    // Without a chain from the manager the state keeps the fresh origin
+    // token `CallState::new` made: never the (caller-chosen) request id.
+    if let Some(origin) = ctx.event_origin.as_deref() {
+        calls.set_chain(ctx.event_hops, origin);
+    }
+    let mut limit = Duration::from_millis(limits.max_execution_ms);
+    if let Some(budget) = ctx.time_budget {
+        limit = limit.min(budget);
+    }
     Session::new(
         host.clone(),
         calls,
         limits,
         scope.policy.fuel,
-        Deadline::after(Duration::from_millis(limits.max_execution_ms)),
+        Deadline::after(limit),
     )
 }
 
@@ -427,14 +440,7 @@ impl LoadedExtension for EngineExtension {
             }
         };
 
-        let session = new_session(
-            &self.host,
-            &self.scope,
-            action,
-            &request_id,
-            ctx.event_hops,
-            ctx.event_origin.as_deref(),
-        );
+        let session = new_session(&self.host, &self.scope, action, &request_id, ctx);
         let deadline = session.deadline().clone();
         let guard = CancelOnDrop::new(deadline.clone());
         let code = self.prepared.clone();

@@ -202,6 +202,7 @@ kind_ctor! {
     permission_denied => PermissionDenied,
     quota_exceeded => QuotaExceeded,
     host_error => HostError,
+    signature_invalid => SignatureInvalid,
     unsupported => Unsupported,
     not_found => NotFound,
     io_error => IoError,

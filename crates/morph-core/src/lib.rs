@@ -52,7 +52,7 @@ pub mod script;
 mod session;
 pub mod text;
 
-pub use artifact::ExtensionArtifact;
+pub use artifact::{ExtensionArtifact, sha256};
 pub use deadline::{CancelOnDrop, Deadline};
 pub use describe::{Describe, DescribedAction, json_type, validate_params};
 pub use engine::{Backend, EngineRuntime, EntryCode, GuestCall, GuestRun, PreparedExtension};

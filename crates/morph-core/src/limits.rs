@@ -29,6 +29,15 @@ pub struct ResourceLimits {
     /// A larger body ends the execution with `quota_exceeded`. Default
     /// 10 MiB (10485760).
     pub max_http_response_bytes: u64,
+    /// Keys the extension's persistent `data.*` namespace may hold (not
+    /// per execution: across all of them). A `data.set` adding a key past
+    /// it ends the execution with `quota_exceeded`. Default 10000.
+    pub max_data_keys: u64,
+    /// Bytes the extension's `data.*` namespace may hold, each entry
+    /// counted as its key plus its value's JSON text. A `data.set` that
+    /// would pass it ends the execution with `quota_exceeded`. Default
+    /// 64 MiB (67108864).
+    pub max_data_bytes: u64,
 }
 
 impl Default for ResourceLimits {
@@ -41,6 +50,8 @@ impl Default for ResourceLimits {
             max_output_bytes: 1 << 20,
             max_host_calls: 1000,
             max_http_response_bytes: 10 << 20,
+            max_data_keys: 10_000,
+            max_data_bytes: 64 << 20,
         }
     }
 }
@@ -58,6 +69,8 @@ impl ResourceLimits {
             max_http_response_bytes: self
                 .max_http_response_bytes
                 .min(ceiling.max_http_response_bytes),
+            max_data_keys: self.max_data_keys.min(ceiling.max_data_keys),
+            max_data_bytes: self.max_data_bytes.min(ceiling.max_data_bytes),
         }
     }
 

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -30,8 +31,49 @@ pub const MAX_DELIVERIES_PER_EXECUTION: u32 = 256;
 /// oldest is dropped with a warning.
 const MAX_PENDING_EVENTS: usize = 10_000;
 
+/// Bytes of events waiting for delivery, across every caller (64 MiB, each
+/// event counted as its names, ids and JSON payload); past it the oldest
+/// are dropped with a warning.
+pub const MAX_PENDING_EVENT_BYTES: usize = 64 << 20;
+
+/// What `event` takes in the queue, about.
+fn event_size(event: &Event) -> usize {
+    event.name.len()
+        + event.source.len()
+        + event.request_id.len()
+        + event.origin.len()
+        + crate::host::json_size(&event.payload)
+        + 64
+}
+
+/// The waiting events and their total size.
+#[derive(Default)]
+struct Pending {
+    events: VecDeque<(Event, usize)>,
+    bytes: usize,
+}
+
+impl Pending {
+    fn remove(&mut self, at: usize) -> Option<Event> {
+        let (event, size) = self.events.remove(at)?;
+        self.bytes -= size;
+        Some(event)
+    }
+}
+
 /// The file holding the approved grant of an installed extension.
 const POLICY_FILE: &str = "policy.json";
+
+/// The file holding the installation record: the content digest of the
+/// files installed ([`ExtensionArtifact::digest`]), checked at every load.
+const INSTALLATION_FILE: &str = "installation.json";
+
+/// What an installation records besides its grant.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct InstallationRecord {
+    /// [`ExtensionArtifact::digest`] of the files as installed.
+    sha256: String,
+}
 
 /// An installed extension, as [`ExtensionManager::list`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,20 +92,25 @@ pub struct InstalledExtension {
 
 /// Events waiting for delivery, forwarded to an outer bus as well.
 struct ListenerQueue {
-    pending: Mutex<VecDeque<Event>>,
+    pending: Mutex<Pending>,
     forward: Option<Arc<dyn EventBus>>,
 }
 
 impl EventBus for ListenerQueue {
     fn publish(&self, event: &Event) -> Result<()> {
         {
+            let size = event_size(event);
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            if pending.len() >= MAX_PENDING_EVENTS
-                && let Some(old) = pending.pop_front()
+            while !pending.events.is_empty()
+                && (pending.events.len() >= MAX_PENDING_EVENTS
+                    || pending.bytes + size > MAX_PENDING_EVENT_BYTES)
             {
-                tracing::warn!(event = %text::loggable(&old.name), "event dropped: too many events wait for delivery");
+                if let Some(old) = pending.remove(0) {
+                    tracing::warn!(event = %text::loggable(&old.name), "event dropped: too many events wait for delivery");
+                }
             }
-            pending.push_back(event.clone());
+            pending.bytes += size;
+            pending.events.push_back((event.clone(), size));
         }
         match &self.forward {
             Some(bus) => bus.publish(event),
@@ -76,16 +123,20 @@ impl ListenerQueue {
     /// The oldest waiting event of the chain started by `origin`.
     fn pop(&self, origin: &str) -> Option<Event> {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let at = pending.iter().position(|e| e.origin == origin)?;
+        let at = pending
+            .events
+            .iter()
+            .position(|(e, _)| e.origin == origin)?;
         pending.remove(at)
     }
 
     /// Drops every waiting event of `origin`; how many there were.
     fn drop_origin(&self, origin: &str) -> usize {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let before = pending.len();
-        pending.retain(|e| e.origin != origin);
-        before - pending.len()
+        let before = pending.events.len();
+        pending.events.retain(|(e, _)| e.origin != origin);
+        pending.bytes = pending.events.iter().map(|(_, size)| size).sum();
+        before - pending.events.len()
     }
 }
 
@@ -102,6 +153,37 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> MorphError {
     MorphError::io_error(format!("{what} {}: {e}", path.display()))
 }
 
+/// Checks that the files installed in `dir` are the ones installed: their
+/// digest must be the one the installation recorded. A mismatch (files
+/// edited or swapped after the install) or a missing record is
+/// `signature_invalid`: the integrity check of the installation does not
+/// verify, whatever the files now say.
+fn verify_installation(dir: &Path, extension_id: &str, artifact: &ExtensionArtifact) -> Result<()> {
+    let path = dir.join(INSTALLATION_FILE);
+    let reinstall = "reinstall it (`morph install --replace`) if the change is wanted";
+    let text = std::fs::read(&path).map_err(|e| {
+        MorphError::signature_invalid(format!(
+            "installed extension `{extension_id}` has no readable installation record {}: {e}; {reinstall}",
+            path.display()
+        ))
+    })?;
+    let record: InstallationRecord = serde_json::from_slice(&text).map_err(|e| {
+        MorphError::signature_invalid(format!(
+            "installation record {} of `{extension_id}` is not valid: {e}; {reinstall}",
+            path.display()
+        ))
+    })?;
+    let actual = artifact.digest();
+    if actual != record.sha256 {
+        return Err(MorphError::signature_invalid(format!(
+            "the files of installed extension `{extension_id}` in {} changed since it was installed (sha256 {actual}, installed {}); {reinstall}",
+            dir.display(),
+            record.sha256
+        )));
+    }
+    Ok(())
+}
+
 impl ExtensionManager {
     /// A manager keeping installed extensions in `root`, serving host calls
     /// with `host` (its event bus is the manager's, forwarding to
@@ -114,7 +196,7 @@ impl ExtensionManager {
     ) -> Result<Self> {
         std::fs::create_dir_all(root).map_err(|e| io("cannot create", root, e))?;
         let queue = Arc::new(ListenerQueue {
-            pending: Mutex::new(VecDeque::new()),
+            pending: Mutex::new(Pending::default()),
             forward: forward_events,
         });
         Ok(ExtensionManager {
@@ -132,9 +214,24 @@ impl ExtensionManager {
     }
 
     /// Installs the extension in `src` (manifest + entry) with the grant
-    /// `policy`, replacing (and unloading) an installed one with the same
-    /// id. Returns its id.
+    /// `policy`, recording its content digest. An extension with the same
+    /// id already installed is refused with `permission_denied`: its id is
+    /// the namespace of its secrets, data, files and events, which the new
+    /// one would take over (see [`install_replacing`](Self::install_replacing)).
+    /// Returns its id.
     pub fn install(&self, src: &Path, policy: &HostPolicy) -> Result<String> {
+        self.install_with(src, policy, false)
+    }
+
+    /// Like [`install`](Self::install), but replaces (and unloads) an
+    /// installed extension with the same id, which hands the new files that
+    /// extension's secrets, data, files and events: for an upgrade the
+    /// host approved.
+    pub fn install_replacing(&self, src: &Path, policy: &HostPolicy) -> Result<String> {
+        self.install_with(src, policy, true)
+    }
+
+    fn install_with(&self, src: &Path, policy: &HostPolicy, replace: bool) -> Result<String> {
         let artifact = ExtensionArtifact::from_dir(src)?;
         let manifest = &artifact.manifest;
         if !self.runtimes.contains_key(&manifest.runtime) {
@@ -145,6 +242,14 @@ impl ExtensionManager {
         }
         let id = manifest.extension_id.clone();
         let dir = self.root.join(&id);
+        if !replace && dir.join(POLICY_FILE).is_file() {
+            let installed = ExtensionManifest::from_dir(&dir)
+                .map(|m| format!(" (version {})", m.version))
+                .unwrap_or_default();
+            return Err(MorphError::permission_denied(format!(
+                "extension `{id}` is already installed{installed}; installing over it would hand its secrets, data and files to the new files: replace it explicitly (`morph install --replace`, ExtensionManager::install_replacing) or uninstall it first"
+            )));
+        }
         let staging = self.root.join(format!(".{id}.installing"));
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging).map_err(|e| io("cannot create", &staging, e))?;
@@ -161,6 +266,12 @@ impl ExtensionManager {
         let grant = serde_json::to_vec_pretty(policy)
             .map_err(|e| MorphError::host_error(format!("encoding the grant: {e}")))?;
         std::fs::write(staging.join(POLICY_FILE), grant)
+            .map_err(|e| io("cannot write", &staging, e))?;
+        let record = serde_json::to_vec_pretty(&InstallationRecord {
+            sha256: artifact.digest(),
+        })
+        .map_err(|e| MorphError::host_error(format!("encoding the installation record: {e}")))?;
+        std::fs::write(staging.join(INSTALLATION_FILE), record)
             .map_err(|e| io("cannot write", &staging, e))?;
         self.unload(&id);
         let _ = std::fs::remove_dir_all(&dir);
@@ -226,6 +337,7 @@ impl ExtensionManager {
         }
         let dir = self.installed_dir(extension_id)?;
         let artifact = ExtensionArtifact::from_dir(&dir)?;
+        verify_installation(&dir, extension_id, &artifact)?;
         let policy_path = dir.join(POLICY_FILE);
         let text = std::fs::read(&policy_path).map_err(|e| io("cannot read", &policy_path, e))?;
         let policy: HostPolicy = serde_json::from_slice(&text)
@@ -259,7 +371,9 @@ impl ExtensionManager {
 
     /// Executes `action` of `extension_id`, then delivers the events it
     /// emitted (and those its listeners emit, up to [`MAX_EVENT_HOPS`] deep
-    /// and [`MAX_DELIVERIES_PER_EXECUTION`] listener executions in all):
+    /// and [`MAX_DELIVERIES_PER_EXECUTION`] listener executions in all,
+    /// all of them within one time budget: the `max_execution_ms` of
+    /// `extension_id`, counted from the end of its execution):
     /// only this execution's events, never another caller's. A listener's
     /// failure is logged and audited; it never changes this result or
     /// another listener's delivery.
@@ -272,17 +386,36 @@ impl ExtensionManager {
     ) -> Result<Execution> {
         let ext = self.load(extension_id).await?;
         let mut ctx = ctx.clone();
-        let origin = ctx
+        let request_id = ctx
             .request_id
             .get_or_insert_with(crate::engine::new_request_id)
             .clone();
+        // The chain is named by a token of the host's, never by the
+        // request id: a caller choosing another's request id gets only
+        // its own events.
+        let origin = crate::host::new_chain_token();
         ctx.event_origin = Some(origin.clone());
+        ctx.event_hops = 0;
+        ctx.time_budget = None;
         let execution = ext.execute_with_report(action, params, &ctx).await;
-        self.deliver_events(&origin).await;
+        let budget = Duration::from_millis(ext.policy().limits.max_execution_ms);
+        self.deliver_events(&origin, &request_id, extension_id, budget)
+            .await;
         Ok(execution)
     }
 
-    async fn deliver_events(&self, origin: &str) {
+    /// Delivers the events of chain `origin` (started by `extension_id`'s
+    /// execution `request_id`): every listener execution of the chain
+    /// together gets `budget` of wall-clock time, each at most what is left
+    /// of it; past it the rest are dropped and audited as `timeout`.
+    async fn deliver_events(
+        &self,
+        origin: &str,
+        request_id: &str,
+        extension_id: &str,
+        budget: Duration,
+    ) {
+        let chain_end = Instant::now() + budget;
         // Who listens to what is read from disk once per batch, not per event.
         let mut listeners: Option<BTreeMap<String, Vec<String>>> = None;
         let mut deliveries = 0u32;
@@ -312,11 +445,29 @@ impl ExtensionManager {
                         "event deliveries of one execution exceed {MAX_DELIVERIES_PER_EXECUTION}: `{}` and {left} waiting event(s) were not delivered",
                         event.name
                     ));
-                    tracing::warn!(origin = %text::loggable(&origin), event = %text::loggable(&event.name), "{}", text::loggable(&e));
+                    tracing::warn!(request_id = %text::loggable(&request_id), event = %text::loggable(&event.name), "{}", text::loggable(&e));
                     self.host.audit_refusal(
                         &event.source,
                         ON_EVENT_ACTION,
-                        origin,
+                        request_id,
+                        "events.deliver",
+                        &e,
+                    );
+                    return;
+                }
+                let left = chain_end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    let waiting = self.queue.drop_origin(origin) + 1;
+                    let e = MorphError::timeout(format!(
+                        "event deliveries of one execution exceed its time budget of {} ms (the max_execution_ms of `{extension_id}`): `{}` and {waiting} waiting event(s) were not delivered",
+                        budget.as_millis(),
+                        event.name
+                    ));
+                    tracing::warn!(request_id = %text::loggable(&request_id), event = %text::loggable(&event.name), "{}", text::loggable(&e));
+                    self.host.audit_refusal(
+                        &event.source,
+                        ON_EVENT_ACTION,
+                        request_id,
                         "events.deliver",
                         &e,
                     );
@@ -330,9 +481,10 @@ impl ExtensionManager {
                 let params =
                     json!({"event": event.name, "source": event.source, "payload": payload});
                 let ctx = ExecutionContext {
-                    request_id: Some(format!("{origin}-{deliveries}-{listener}")),
+                    request_id: Some(format!("{request_id}-{deliveries}-{listener}")),
                     event_hops: event.hops + 1,
                     event_origin: Some(origin.to_string()),
+                    time_budget: Some(left),
                     ..ExecutionContext::default()
                 };
                 let result = match self.load(&listener).await {
@@ -374,5 +526,149 @@ impl ExtensionManager {
             }
         }
         Ok(index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::runtime::RuntimeInfo;
+
+    /// A backend that refuses every load after the manager's own checks
+    /// passed (the tests here are about those checks).
+    struct RefusingRuntime;
+
+    #[async_trait::async_trait]
+    impl BaseMorphRuntime for RefusingRuntime {
+        fn info(&self) -> RuntimeInfo {
+            use crate::limits::{Enforcement, EngineLimit};
+            RuntimeInfo::wasm(
+                "refusing",
+                "none",
+                "0",
+                "none",
+                EngineLimit::ALL.map(|l| (l, Enforcement::Native)),
+            )
+        }
+        async fn load(
+            &self,
+            _: &ExtensionArtifact,
+            _: Arc<CapabilityHost>,
+            _: &HostPolicy,
+        ) -> Result<Box<dyn LoadedExtension>> {
+            Err(MorphError::unsupported("reached the backend"))
+        }
+    }
+
+    fn manager(root: &Path) -> ExtensionManager {
+        let runtime: Arc<dyn BaseMorphRuntime> = Arc::new(RefusingRuntime);
+        ExtensionManager::new(
+            root,
+            CapabilityHost::builder(),
+            BTreeMap::from([(RuntimeKind::Wasm, runtime)]),
+            None,
+        )
+        .expect("manager")
+    }
+
+    fn extension(id: &str, entry: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            format!(
+                "extension_id: {id}\nversion: 1.0.0\nschema_version: '1.0'\nmetadata: {{name: X}}\nruntime: wasm\nentry: e.wat\nactions: [{{name: run}}]\n"
+            ),
+        )
+        .expect("manifest");
+        std::fs::write(dir.path().join("e.wat"), entry).expect("entry");
+        dir
+    }
+
+    #[test]
+    fn waiting_events_are_bounded_by_bytes() {
+        let queue = ListenerQueue {
+            pending: Mutex::new(Pending::default()),
+            forward: None,
+        };
+        let payload = Value::String("x".repeat(1 << 20));
+        for n in 0..100 {
+            queue
+                .publish(&Event {
+                    source: "a".into(),
+                    name: "a/e".into(),
+                    payload: payload.clone(),
+                    request_id: format!("r{n}"),
+                    hops: 0,
+                    origin: "o".into(),
+                })
+                .expect("publish");
+        }
+        let pending = queue.pending.lock().unwrap();
+        assert!(
+            pending.bytes <= MAX_PENDING_EVENT_BYTES,
+            "{} bytes wait",
+            pending.bytes
+        );
+        assert!(pending.events.len() < 100, "the oldest were dropped");
+        assert_eq!(
+            pending.events.back().map(|(e, _)| e.request_id.as_str()),
+            Some("r99"),
+            "the newest stays"
+        );
+    }
+
+    #[test]
+    fn installing_over_an_installed_id_needs_replacing() {
+        let root = tempfile::tempdir().expect("root");
+        let m = manager(root.path());
+        let victim = extension("x.victim", "(module)");
+        let hostile = extension("x.victim", "(module) ;; hostile");
+        m.install(victim.path(), &HostPolicy::allow_requested())
+            .expect("first install");
+        let e = m
+            .install(hostile.path(), &HostPolicy::allow_requested())
+            .expect_err("an install over another extension's id");
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
+        assert!(
+            e.message().contains("already installed") && e.message().contains("--replace"),
+            "{e}"
+        );
+        let installed = std::fs::read_to_string(root.path().join("x.victim/e.wat")).unwrap();
+        assert_eq!(installed, "(module)", "the installed files are untouched");
+        m.install_replacing(hostile.path(), &HostPolicy::allow_requested())
+            .expect("an explicit replace");
+        let installed = std::fs::read_to_string(root.path().join("x.victim/e.wat")).unwrap();
+        assert_eq!(installed, "(module) ;; hostile");
+    }
+
+    #[tokio::test]
+    async fn installed_files_that_changed_are_refused_at_load() {
+        let root = tempfile::tempdir().expect("root");
+        let m = manager(root.path());
+        let src = extension("x.checked", "(module)");
+        m.install(src.path(), &HostPolicy::allow_requested())
+            .expect("install");
+        // Untouched: the digest matches and the load reaches the backend.
+        let e = m.load("x.checked").await.err().expect("refused");
+        assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+        assert!(e.message().contains("reached the backend"), "{e}");
+        // The entry swapped after the install.
+        let entry = root.path().join("x.checked/e.wat");
+        std::fs::write(&entry, "(module) ;; swapped").expect("tamper");
+        let e = m.load("x.checked").await.err().expect("refused");
+        assert_eq!(e.kind(), ErrorKind::SignatureInvalid, "{e}");
+        assert!(
+            e.message().contains("changed since it was installed"),
+            "{e}"
+        );
+        // No record at all (an installation from before records existed,
+        // or one deleted) is refused the same way.
+        std::fs::write(&entry, "(module)").expect("restore");
+        std::fs::remove_file(root.path().join("x.checked").join(INSTALLATION_FILE))
+            .expect("remove record");
+        let e = m.load("x.checked").await.err().expect("refused");
+        assert_eq!(e.kind(), ErrorKind::SignatureInvalid, "{e}");
+        assert!(e.message().contains("installation record"), "{e}");
     }
 }

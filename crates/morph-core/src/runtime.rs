@@ -113,6 +113,12 @@ pub struct ExecutionContext {
     /// guest.
     #[serde(skip)]
     pub event_origin: Option<String>,
+    /// Set by the [`ExtensionManager`](crate::ExtensionManager) when it
+    /// delivers an event: what is left of the delivery chain's time
+    /// budget. The execution's time limit is the smaller of this and its
+    /// own `max_execution_ms`. Not sent to the guest.
+    #[serde(skip)]
+    pub time_budget: Option<std::time::Duration>,
 }
 
 /// Measurements of one execution.

@@ -4,14 +4,59 @@
 
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::Value;
 
-use morph_core::host::DataStore;
+use morph_core::host::{DataQuota, DataStore, DataUsage};
 use morph_core::{MorphError, Result};
 
 /// Keys are `<extension_id>\0<key>`; extension ids cannot contain `\0`.
 const DATA: TableDefinition<&str, &[u8]> = TableDefinition::new("extension_data");
+
+/// Per extension id: its [`DataUsage`] (keys, then bytes, each a
+/// little-endian u64), kept in the same transaction as every write. A
+/// namespace without a row (written before the row existed) is measured
+/// once, at its next write.
+const USAGE: TableDefinition<&str, &[u8]> = TableDefinition::new("extension_data_usage");
+
+type Table<'t> = redb::Table<'t, &'static str, &'static [u8]>;
+
+/// The usage of `extension_id`'s namespace, from its row or measured.
+fn usage_of(data: &Table<'_>, usage: &Table<'_>, extension_id: &str) -> Result<DataUsage> {
+    if let Some(row) = usage.get(extension_id).map_err(|e| failed("usage", e))? {
+        let row = row.value();
+        if let (Some(keys), Some(bytes)) = (row.get(..8), row.get(8..16)) {
+            let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or_default());
+            return Ok(DataUsage {
+                keys: word(keys),
+                bytes: word(bytes),
+            });
+        }
+    }
+    let namespace = format!("{extension_id}\0");
+    let mut measured = DataUsage::default();
+    for entry in data
+        .range(namespace.as_str()..)
+        .map_err(|e| failed("range", e))?
+    {
+        let (k, v) = entry.map_err(|e| failed("range", e))?;
+        match k.value().strip_prefix(namespace.as_str()) {
+            Some(key) => measured.add(key, v.value().len()),
+            None => break,
+        }
+    }
+    Ok(measured)
+}
+
+fn store_usage(usage: &mut Table<'_>, extension_id: &str, u: &DataUsage) -> Result<()> {
+    let mut row = [0u8; 16];
+    row[..8].copy_from_slice(&u.keys.to_le_bytes());
+    row[8..].copy_from_slice(&u.bytes.to_le_bytes());
+    usage
+        .insert(extension_id, row.as_slice())
+        .map_err(|e| failed("usage", e))?;
+    Ok(())
+}
 
 /// A [`DataStore`] in a redb file.
 pub struct RedbDataStore {
@@ -45,11 +90,14 @@ impl RedbDataStore {
         Ok(RedbDataStore { db })
     }
 
-    fn write(&self, f: impl FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<()>) -> Result<()> {
+    /// Runs `f` on the data and usage tables in one write transaction,
+    /// committed only when `f` succeeds.
+    fn write(&self, f: impl FnOnce(&mut Table<'_>, &mut Table<'_>) -> Result<()>) -> Result<()> {
         let tx = self.db.begin_write().map_err(|e| failed("begin", e))?;
         {
-            let mut table = tx.open_table(DATA).map_err(|e| failed("open table", e))?;
-            f(&mut table)?;
+            let mut data = tx.open_table(DATA).map_err(|e| failed("open table", e))?;
+            let mut usage = tx.open_table(USAGE).map_err(|e| failed("open table", e))?;
+            f(&mut data, &mut usage)?;
         }
         tx.commit().map_err(|e| failed("commit", e))
     }
@@ -71,20 +119,47 @@ impl DataStore for RedbDataStore {
     }
 
     fn set(&self, extension_id: &str, key: &str, value: &Value) -> Result<()> {
+        self.set_within(extension_id, key, value, &DataQuota::UNLIMITED)
+    }
+
+    fn set_within(
+        &self,
+        extension_id: &str,
+        key: &str,
+        value: &Value,
+        quota: &DataQuota,
+    ) -> Result<()> {
         let bytes = serde_json::to_vec(value).map_err(|e| failed("encode", e))?;
-        self.write(|table| {
-            table
-                .insert(full_key(extension_id, key).as_str(), bytes.as_slice())
+        let full = full_key(extension_id, key);
+        self.write(|data, usage| {
+            let mut used = usage_of(data, usage, extension_id)?;
+            let old = data
+                .get(full.as_str())
+                .map_err(|e| failed("get", e))?
+                .map(|v| v.value().len());
+            if let Some(old) = old {
+                used.remove(key, old);
+            }
+            used.add(key, bytes.len());
+            quota.check(extension_id, &used)?;
+            data.insert(full.as_str(), bytes.as_slice())
                 .map_err(|e| failed("insert", e))?;
-            Ok(())
+            store_usage(usage, extension_id, &used)
         })
     }
 
     fn delete(&self, extension_id: &str, key: &str) -> Result<()> {
-        self.write(|table| {
-            table
-                .remove(full_key(extension_id, key).as_str())
-                .map_err(|e| failed("remove", e))?;
+        let full = full_key(extension_id, key);
+        self.write(|data, usage| {
+            let mut used = usage_of(data, usage, extension_id)?;
+            let old = data
+                .remove(full.as_str())
+                .map_err(|e| failed("remove", e))?
+                .map(|v| v.value().len());
+            if let Some(old) = old {
+                used.remove(key, old);
+                store_usage(usage, extension_id, &used)?;
+            }
             Ok(())
         })
     }
@@ -133,5 +208,36 @@ mod tests {
         assert_eq!(store.list("a", "issue/").unwrap(), vec!["issue/1"]);
         assert_eq!(store.list("a", "").unwrap(), vec!["issue/1", "other"]);
         assert_eq!(store.list("ab", "").unwrap(), vec!["issue/9"]);
+    }
+
+    #[test]
+    fn a_namespace_is_held_to_its_quota_across_reopen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("morph.redb");
+        let quota = DataQuota {
+            max_keys: 2,
+            max_bytes: 100,
+        };
+        {
+            let store = RedbDataStore::open(&path).unwrap();
+            store.set_within("a", "k1", &json!(1), &quota).unwrap();
+            store.set_within("a", "k2", &json!(2), &quota).unwrap();
+            // Overwriting an existing key adds no key.
+            store.set_within("a", "k2", &json!(3), &quota).unwrap();
+            let e = store.set_within("a", "k3", &json!(4), &quota).unwrap_err();
+            assert_eq!(e.kind(), morph_core::ErrorKind::QuotaExceeded, "{e}");
+            assert!(e.message().contains("max_data_keys = 2"), "{e}");
+            assert_eq!(store.get("a", "k3").unwrap(), None, "nothing stored");
+            // Another namespace has its own.
+            store.set_within("b", "k3", &json!(4), &quota).unwrap();
+        }
+        let store = RedbDataStore::open(&path).unwrap();
+        let e = store.set_within("a", "k3", &json!(4), &quota).unwrap_err();
+        assert_eq!(e.kind(), morph_core::ErrorKind::QuotaExceeded);
+        store.delete("a", "k1").unwrap();
+        store.set_within("a", "k3", &json!(4), &quota).unwrap();
+        let big = json!("x".repeat(200));
+        let e = store.set_within("a", "k2", &big, &quota).unwrap_err();
+        assert!(e.message().contains("max_data_bytes = 100"), "{e}");
     }
 }

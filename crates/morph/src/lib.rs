@@ -48,7 +48,7 @@ pub use morph_core::{
     ExtensionManager, ExtensionManifest, HostGrant, HostPolicy, InstalledExtension,
     LimitEnforcement, LoadedExtension, MANIFEST_FILE, MAX_EVENT_HOPS, Metadata, MorphError,
     ParamSpec, ParamType, Permission, PermissionSet, ResourceLimits, Result, RuntimeInfo,
-    RuntimeKind, validate_id,
+    RuntimeKind, sha256, validate_id,
 };
 #[cfg(any(
     feature = "wasmtime",

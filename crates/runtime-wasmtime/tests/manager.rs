@@ -284,3 +284,107 @@ async fn an_execution_delivers_only_its_own_events() {
         .count();
     assert_eq!(delivered, 0, "another caller's event was delivered");
 }
+
+#[tokio::test]
+async fn a_request_id_cannot_name_another_callers_event_chain() {
+    let s = setup();
+    for name in ["kitchen", "listener"] {
+        s.manager
+            .install(&fixture(name), &HostPolicy::allow_requested())
+            .expect("install");
+    }
+    // Another caller's event, waiting in the queue under its chain.
+    s.manager
+        .host()
+        .publish_events(vec![morph_core::host::Event {
+            source: "conformance.kitchen".into(),
+            name: "conformance.kitchen/done".into(),
+            payload: json!({"from": "another caller"}),
+            request_id: "other".into(),
+            hops: 0,
+            origin: "other".into(),
+        }]);
+    // A caller that picks that request id for its own execution.
+    s.manager
+        .execute(
+            "conformance.kitchen",
+            "echo",
+            json!({"text": "mine"}),
+            &ExecutionContext {
+                request_id: Some("other".into()),
+                ..ExecutionContext::default()
+            },
+        )
+        .await
+        .expect("execute");
+    let delivered = s
+        .audit
+        .records()
+        .iter()
+        .filter(|r| r.extension_id == "conformance.listener")
+        .count();
+    assert_eq!(delivered, 0, "a chosen request id took another's events");
+}
+
+/// Five listeners that each run to their own 1 s limit: the chain of
+/// deliveries of one execution shares one budget, the emitter's 300 ms.
+#[tokio::test]
+async fn a_delivery_chain_shares_one_time_budget() {
+    let s = setup();
+    let emitter = HostPolicy::allow_requested().ceilings(morph_core::ResourceLimits {
+        max_execution_ms: 300,
+        ..morph_core::ResourceLimits::default()
+    });
+    s.manager
+        .install(&fixture("kitchen"), &emitter)
+        .expect("install kitchen");
+    let copies = tempfile::tempdir().expect("temp dir");
+    let source = fixture("slow_listener");
+    let manifest = std::fs::read_to_string(source.join("manifest.yaml")).expect("manifest");
+    for n in 1..=5 {
+        let dir = copies.path().join(format!("slow{n}"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(
+            dir.join("manifest.yaml"),
+            manifest.replace(
+                "extension_id: conformance.slow_listener",
+                &format!("extension_id: conformance.slow{n}"),
+            ),
+        )
+        .expect("manifest");
+        std::fs::copy(source.join("extension.wat"), dir.join("extension.wat")).expect("entry");
+        s.manager
+            .install(&dir, &HostPolicy::allow_requested())
+            .expect("install listener");
+        // Loaded up front: the budget is about running, not compiling.
+        s.manager
+            .load(&format!("conformance.slow{n}"))
+            .await
+            .expect("load");
+    }
+    s.manager.load("conformance.kitchen").await.expect("load");
+    let started = std::time::Instant::now();
+    let run = s
+        .manager
+        .execute(
+            "conformance.kitchen",
+            "call",
+            json!({"op": "events.emit", "args": {"name": "done", "payload": {}}}),
+            &ExecutionContext::default(),
+        )
+        .await
+        .expect("execute");
+    let took = started.elapsed();
+    assert_eq!(run.result.expect("ok"), json!({"ok": null}));
+    assert!(
+        took < std::time::Duration::from_millis(2500),
+        "five 1 s listeners ran {took:?} past a 300 ms emitter"
+    );
+    let records = s.audit.records();
+    let refused = records
+        .iter()
+        .find(|r| r.op == "events.deliver")
+        .expect("the undelivered rest is audited");
+    assert_eq!(refused.outcome, "timeout", "{refused:?}");
+    assert!(!refused.allowed);
+}

@@ -81,6 +81,28 @@ impl DataStore for MemoryDataStore {
             .map(|((_, key), _)| key.clone())
             .collect())
     }
+
+    fn set_within(
+        &self,
+        extension_id: &str,
+        key: &str,
+        value: &Value,
+        quota: &super::DataQuota,
+    ) -> Result<()> {
+        let mut values = lock(&self.values);
+        let mut usage = super::DataUsage::default();
+        for ((_, k), v) in values
+            .range((extension_id.to_string(), String::new())..)
+            .take_while(|((ext, _), _)| ext == extension_id)
+            .filter(|((_, k), _)| k != key)
+        {
+            usage.add(k, super::json_size(v));
+        }
+        usage.add(key, super::json_size(value));
+        quota.check(extension_id, &usage)?;
+        values.insert((extension_id.to_string(), key.to_string()), value.clone());
+        Ok(())
+    }
 }
 
 /// Keeps the last `capacity` items, dropping the oldest.

@@ -29,7 +29,9 @@ pub use http::{
 };
 pub use memory::{MemoryAuditSink, MemoryDataStore, MemoryVault, RecordingEventBus, validate_key};
 pub use op::{HostOp, OP_NAMES};
-pub use providers::{AuditRecord, AuditSink, DataStore, Event, EventBus, VaultProvider};
+pub use providers::{
+    AuditRecord, AuditSink, DataQuota, DataStore, DataUsage, Event, EventBus, VaultProvider,
+};
 pub use vault_chain::VaultChain;
 
 use crate::deadline::Deadline;
@@ -53,6 +55,19 @@ pub struct ExtensionScope {
     pub unenforced: Vec<crate::limits::EngineLimit>,
 }
 
+/// A fresh event-chain token: unique in this process and not derived
+/// from anything a caller or guest chooses (a counter and a per-call
+/// random hash key), so no request id can name another execution's chain.
+pub fn new_chain_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(n);
+    format!("chain-{n}-{:016x}", hasher.finish())
+}
+
 /// Per-execution state the host keeps: who is calling, the quotas used,
 /// and events waiting to be published when the execution ends.
 #[derive(Debug)]
@@ -66,6 +81,8 @@ pub struct CallState {
     hops: u32,
     origin: String,
     emitted_count: u32,
+    /// Bytes `fs.write` wrote in this execution.
+    fs_written: u64,
     /// Audit bytes this execution's host calls wrote.
     audit_bytes: u64,
     /// Host-call records over the audit budget, by (op, outcome).
@@ -83,16 +100,17 @@ impl CallState {
             emitted: Vec::new(),
             deadline: None,
             hops: 0,
-            origin: request_id.to_string(),
+            origin: new_chain_token(),
             emitted_count: 0,
+            fs_written: 0,
             audit_bytes: 0,
             audit_dropped: Default::default(),
         }
     }
 
-    /// Marks this execution as a listener delivery `hops` deep in the
-    /// chain started by the execution `origin` (a request id); the events
-    /// it emits carry both.
+    /// Marks this execution as a delivery `hops` deep in the event chain
+    /// `origin` (a token from [`new_chain_token`], never a request id a
+    /// caller or guest chose); the events it emits carry both.
     pub fn set_chain(&mut self, hops: u32, origin: &str) {
         self.hops = hops;
         self.origin = origin.to_string();
@@ -223,6 +241,29 @@ impl CapabilityHostBuilder {
 /// manager's per-origin delivery budget this bounds the fan-out of a chain.
 pub const MAX_EMITS_PER_EXECUTION: u32 = 64;
 
+/// Largest `events.emit` payload, in bytes of its JSON text (64 KiB); a
+/// larger one ends the execution with `quota_exceeded`. With
+/// [`MAX_EMITS_PER_EXECUTION`] it bounds what one execution queues.
+pub const MAX_EVENT_PAYLOAD_BYTES: usize = 64 << 10;
+
+/// Largest secret value `vault.set_secret` stores, in bytes (64 KiB); a
+/// larger one ends the execution with `quota_exceeded`.
+pub const MAX_SECRET_BYTES: usize = 64 << 10;
+
+/// Deepest `fs.*` path, in components (16); a deeper one ends the
+/// execution with `quota_exceeded`.
+pub const MAX_FS_PATH_DEPTH: usize = 16;
+
+/// Bytes `fs.write` may write in one execution, all files together
+/// (64 MiB; each file is capped by `max_file_size_mb` too); past it the
+/// execution ends with `quota_exceeded`.
+pub const MAX_FS_WRITE_BYTES_PER_EXECUTION: u64 = 64 << 20;
+
+/// Most names one `data.list` or `fs.list` answers with (10,000); more
+/// end the execution with `quota_exceeded` (list a narrower prefix or
+/// directory).
+pub const MAX_LIST_ENTRIES: usize = 10_000;
+
 /// Longest guest-chosen text (error reason) kept in an audit record, in
 /// bytes after escaping; longer text is cut with a note of its length.
 pub const MAX_AUDIT_TEXT: usize = 1024;
@@ -233,6 +274,37 @@ pub const MAX_AUDIT_NAME: usize = 128;
 /// Audit bytes the host calls of one execution may write (64 KiB); the
 /// records past it are counted in the execution's record instead.
 pub const MAX_AUDIT_BYTES_PER_EXECUTION: u64 = 64 << 10;
+
+/// `names` when there are at most [`MAX_LIST_ENTRIES`], else
+/// `quota_exceeded` for op `op`.
+fn bounded_list(op: &str, names: Vec<String>) -> Result<Vec<String>> {
+    if names.len() > MAX_LIST_ENTRIES {
+        return Err(MorphError::quota_exceeded(format!(
+            "op `{op}`: {} names exceed {MAX_LIST_ENTRIES} in one answer; list a narrower prefix or directory",
+            names.len()
+        )));
+    }
+    Ok(names)
+}
+
+/// The length of `value` as JSON text, without building the text.
+pub(crate) fn json_size(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
 
 /// The record of one host call or execution: every text the guest or the
 /// manifest chose is escaped and bounded.
@@ -428,6 +500,12 @@ impl CapabilityHost {
             }
             HostOp::SetSecret { key, value } => {
                 validate_key(name, &key)?;
+                if value.len() > MAX_SECRET_BYTES {
+                    return Err(MorphError::quota_exceeded(format!(
+                        "op `vault.set_secret`: a value of {} bytes exceeds {MAX_SECRET_BYTES} bytes",
+                        value.len()
+                    )));
+                }
                 *allowed = true;
                 self.vault.set(ext, &key, &value)?;
                 Ok(Value::Null)
@@ -440,7 +518,12 @@ impl CapabilityHost {
             HostOp::DataSet { key, value } => {
                 validate_key(name, &key)?;
                 *allowed = true;
-                self.data.set(ext, &key, &value)?;
+                let limits = &state.scope.policy.limits;
+                let quota = DataQuota {
+                    max_keys: limits.max_data_keys,
+                    max_bytes: limits.max_data_bytes,
+                };
+                self.data.set_within(ext, &key, &value, &quota)?;
                 Ok(Value::Null)
             }
             HostOp::DataDelete { key } => {
@@ -451,7 +534,10 @@ impl CapabilityHost {
             }
             HostOp::DataList { prefix } => {
                 *allowed = true;
-                Ok(Value::from(self.data.list(ext, &prefix)?))
+                Ok(Value::from(bounded_list(
+                    name,
+                    self.data.list(ext, &prefix)?,
+                )?))
             }
             HostOp::Emit {
                 name: event,
@@ -467,6 +553,12 @@ impl CapabilityHost {
                 if state.emitted_count > MAX_EMITS_PER_EXECUTION {
                     return Err(MorphError::quota_exceeded(format!(
                         "op `events.emit`: more than {MAX_EMITS_PER_EXECUTION} events in one execution"
+                    )));
+                }
+                let size = json_size(&payload);
+                if size > MAX_EVENT_PAYLOAD_BYTES {
+                    return Err(MorphError::quota_exceeded(format!(
+                        "op `events.emit`: payload of {size} bytes exceeds {MAX_EVENT_PAYLOAD_BYTES} bytes"
                     )));
                 }
                 *allowed = true;
@@ -535,32 +627,42 @@ impl CapabilityHost {
                 })
             }
             HostOp::FsRead { path } => {
-                let (fs, max) = self.files(state, name, allowed)?;
+                let (fs, max) = self.files(state, name, &path, allowed)?;
                 Ok(Value::String(fs.read(ext, &path, max)?))
             }
             HostOp::FsWrite { path, data } => {
-                let (fs, max) = self.files(state, name, allowed)?;
+                let (fs, max) = self.files(state, name, &path, allowed)?;
+                let written = state.fs_written.saturating_add(data.len() as u64);
+                if written > MAX_FS_WRITE_BYTES_PER_EXECUTION {
+                    *allowed = false;
+                    return Err(MorphError::quota_exceeded(format!(
+                        "op `fs.write`: more than {MAX_FS_WRITE_BYTES_PER_EXECUTION} bytes written in one execution"
+                    )));
+                }
                 fs.write(ext, &path, &data, max)?;
+                state.fs_written = written;
                 Ok(Value::Null)
             }
             HostOp::FsList { path } => {
-                let (fs, _) = self.files(state, name, allowed)?;
-                Ok(Value::from(fs.list(ext, &path)?))
+                let (fs, _) = self.files(state, name, &path, allowed)?;
+                Ok(Value::from(bounded_list(name, fs.list(ext, &path)?)?))
             }
             HostOp::FsDelete { path } => {
-                let (fs, _) = self.files(state, name, allowed)?;
+                let (fs, _) = self.files(state, name, &path, allowed)?;
                 fs.delete(ext, &path)?;
                 Ok(Value::Null)
             }
         }
     }
 
-    /// The file provider and the size cap in bytes for op `name`
-    /// (`unsupported` without a provider); sets `allowed`.
+    /// The file provider and the size cap in bytes for op `name` on
+    /// `path` (`unsupported` without a provider, `quota_exceeded` for a
+    /// path deeper than [`MAX_FS_PATH_DEPTH`]); sets `allowed`.
     fn files(
         &self,
         state: &CallState,
         name: &str,
+        path: &str,
         allowed: &mut bool,
     ) -> Result<(&dyn FsProvider, u64)> {
         let fs = self.fs.as_deref().ok_or_else(|| {
@@ -568,6 +670,15 @@ impl CapabilityHost {
                 "op `{name}`: this host has no file-system provider"
             ))
         })?;
+        let depth = path
+            .split(['/', '\\'])
+            .filter(|c| !c.is_empty() && *c != ".")
+            .count();
+        if depth > MAX_FS_PATH_DEPTH {
+            return Err(MorphError::quota_exceeded(format!(
+                "op `{name}`: a path {depth} components deep exceeds {MAX_FS_PATH_DEPTH}"
+            )));
+        }
         *allowed = true;
         let max = state
             .scope
@@ -699,6 +810,107 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::QuotaExceeded, "{e}");
         assert_eq!(st.take_events().len(), MAX_EMITS_PER_EXECUTION as usize);
+    }
+
+    #[test]
+    fn an_event_payload_is_bounded() {
+        let host = CapabilityHost::in_memory();
+        let mut st = state(&[Permission::EventEmit]);
+        let fits = "x".repeat(MAX_EVENT_PAYLOAD_BYTES - 100);
+        host.call(
+            &mut st,
+            "events.emit",
+            json!({"name": "done", "payload": {"text": fits}}),
+        )
+        .unwrap();
+        let big = "x".repeat(MAX_EVENT_PAYLOAD_BYTES);
+        let e = host
+            .call(
+                &mut st,
+                "events.emit",
+                json!({"name": "done", "payload": {"text": big}}),
+            )
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::QuotaExceeded, "{e}");
+        assert!(e.message().contains("payload"), "{e}");
+        assert_eq!(st.take_events().len(), 1);
+        assert_eq!(json_size(&json!({"a": [1, "b"]})), r#"{"a":[1,"b"]}"#.len());
+    }
+
+    /// Files that accept everything (the checks under test are core's).
+    struct NullFs;
+
+    impl FsProvider for NullFs {
+        fn read(&self, _: &str, _: &str, _: u64) -> Result<String> {
+            Ok(String::new())
+        }
+        fn write(&self, _: &str, _: &str, _: &str, _: u64) -> Result<()> {
+            Ok(())
+        }
+        fn list(&self, _: &str, _: &str) -> Result<Vec<String>> {
+            Ok((0..=MAX_LIST_ENTRIES).map(|n| n.to_string()).collect())
+        }
+        fn delete(&self, _: &str, _: &str) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn store_file_and_vault_quotas_hold() {
+        let host = CapabilityHost::builder().fs(Arc::new(NullFs)).build();
+        let mut st = state(&[
+            Permission::VaultWrite,
+            Permission::DataRead,
+            Permission::DataWrite,
+            Permission::FsRead,
+            Permission::FsWrite,
+        ]);
+        let quota = |st: &mut CallState, op: &str, args: Value| {
+            let e = host.call(st, op, args).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::QuotaExceeded, "{op}: {e}");
+            e.message().to_string()
+        };
+        // A secret too large.
+        let big = "s".repeat(MAX_SECRET_BYTES + 1);
+        quota(
+            &mut st,
+            "vault.set_secret",
+            json!({"key": "k", "value": big}),
+        );
+        // The data namespace: keys and bytes.
+        let mut small = state(&[Permission::DataWrite, Permission::DataRead]);
+        Arc::get_mut(&mut small.scope)
+            .unwrap()
+            .policy
+            .limits
+            .max_data_keys = 2;
+        for k in ["a", "b", "b"] {
+            host.call(&mut small, "data.set", json!({"key": k, "value": 1}))
+                .unwrap();
+        }
+        let m = quota(&mut small, "data.set", json!({"key": "c", "value": 1}));
+        assert!(m.contains("max_data_keys = 2"), "{m}");
+        let huge = "d".repeat((ResourceLimits::default().max_data_bytes / 2) as usize);
+        host.call(&mut st, "data.set", json!({"key": "x", "value": huge}))
+            .unwrap();
+        let m = quota(&mut st, "data.set", json!({"key": "y", "value": huge}));
+        assert!(m.contains("max_data_bytes"), "{m}");
+        // Overwriting the same key stays within.
+        host.call(&mut st, "data.set", json!({"key": "x", "value": huge}))
+            .unwrap();
+        // Paths too deep, writes too large in all, lists too long.
+        let deep = vec!["d"; MAX_FS_PATH_DEPTH + 1].join("/");
+        quota(&mut st, "fs.read", json!({ "path": deep }));
+        let shallow = vec!["d"; MAX_FS_PATH_DEPTH].join("/");
+        host.call(&mut st, "fs.read", json!({ "path": shallow }))
+            .unwrap();
+        let chunk = "w".repeat(8 << 20);
+        for _ in 0..(MAX_FS_WRITE_BYTES_PER_EXECUTION / (8 << 20)) {
+            host.call(&mut st, "fs.write", json!({"path": "f", "data": chunk}))
+                .unwrap();
+        }
+        quota(&mut st, "fs.write", json!({"path": "f", "data": "w"}));
+        quota(&mut st, "fs.list", json!({}));
     }
 
     #[test]

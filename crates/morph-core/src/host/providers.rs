@@ -25,6 +25,94 @@ pub trait DataStore: Send + Sync {
     fn delete(&self, extension_id: &str, key: &str) -> Result<()>;
     /// Keys starting with `prefix`, sorted.
     fn list(&self, extension_id: &str, prefix: &str) -> Result<Vec<String>>;
+
+    /// Stores `value` at `key` unless the namespace would then hold more
+    /// than `quota` allows: then `quota_exceeded` and nothing changes. The
+    /// default measures the namespace with [`list`](Self::list) and
+    /// [`get`](Self::get) first (linear in its size, and not atomic with
+    /// the write); a store should override it to check and write in one
+    /// step.
+    fn set_within(
+        &self,
+        extension_id: &str,
+        key: &str,
+        value: &Value,
+        quota: &DataQuota,
+    ) -> Result<()> {
+        let mut usage = DataUsage::default();
+        for k in self.list(extension_id, "")? {
+            if k == key {
+                continue;
+            }
+            let size = self
+                .get(extension_id, &k)?
+                .map_or(0, |v| crate::host::json_size(&v));
+            usage.add(&k, size);
+        }
+        usage.add(key, crate::host::json_size(value));
+        quota.check(extension_id, &usage)?;
+        self.set(extension_id, key, value)
+    }
+}
+
+/// How much of a `data.*` namespace is used: each entry counts as its key
+/// plus its value's JSON text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataUsage {
+    /// Keys.
+    pub keys: u64,
+    /// Bytes of keys and values.
+    pub bytes: u64,
+}
+
+impl DataUsage {
+    /// Counts one more entry: `key` with a value of `value_bytes`.
+    pub fn add(&mut self, key: &str, value_bytes: usize) {
+        self.keys += 1;
+        self.bytes = self.bytes.saturating_add((key.len() + value_bytes) as u64);
+    }
+
+    /// Counts one entry fewer.
+    pub fn remove(&mut self, key: &str, value_bytes: usize) {
+        self.keys = self.keys.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub((key.len() + value_bytes) as u64);
+    }
+}
+
+/// The most a `data.*` namespace may hold (from
+/// [`ResourceLimits`](crate::ResourceLimits)'s `max_data_keys` and
+/// `max_data_bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataQuota {
+    /// Most keys.
+    pub max_keys: u64,
+    /// Most bytes of keys and values.
+    pub max_bytes: u64,
+}
+
+impl DataQuota {
+    /// No quota at all.
+    pub const UNLIMITED: DataQuota = DataQuota {
+        max_keys: u64::MAX,
+        max_bytes: u64::MAX,
+    };
+
+    /// `quota_exceeded` when `usage` (the namespace after a write) is over.
+    pub fn check(&self, extension_id: &str, usage: &DataUsage) -> Result<()> {
+        if usage.keys > self.max_keys {
+            return Err(crate::MorphError::quota_exceeded(format!(
+                "op `data.set`: the data of `{extension_id}` would hold {} keys, over max_data_keys = {}",
+                usage.keys, self.max_keys
+            )));
+        }
+        if usage.bytes > self.max_bytes {
+            return Err(crate::MorphError::quota_exceeded(format!(
+                "op `data.set`: the data of `{extension_id}` would hold {} bytes, over max_data_bytes = {}",
+                usage.bytes, self.max_bytes
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// An event emitted by an extension, published after its execution ends.
@@ -42,9 +130,11 @@ pub struct Event {
     /// execution was started directly); bounds event loops.
     #[serde(default)]
     pub hops: u32,
-    /// The request id of the execution that started the chain (the one a
-    /// host called, not a listener): deliveries are counted and made per
-    /// origin, so one caller never delivers another's events.
+    /// The event chain: a token the host made for the execution that
+    /// started it (the one a host called, not a listener), never a request
+    /// id, so no caller or guest can name another's chain. Deliveries are
+    /// counted, timed and made per origin, so one caller never delivers
+    /// another's events.
     #[serde(default)]
     pub origin: String,
 }
