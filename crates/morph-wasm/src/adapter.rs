@@ -86,16 +86,48 @@ pub trait WasmEngine: Send + Sync + 'static {
     }
 
     /// Links `imports` (every function the module imports, each once) to
-    /// host functions that call [`GuestContext::serve`].
+    /// host functions that call [`GuestContext::serve`]. An engine that
+    /// refuses the link reports [`host_fault`] (see there).
     fn link(&self, compiled: Self::Compiled, imports: Arc<[Import]>) -> Result<Self::Linked>;
 
-    /// A fresh instance whose store carries `context` (the start function,
-    /// if any, has run). On failure the context is handed back.
+    /// A fresh instance whose store carries `context` (validation detached
+    /// any start function, so no guest code runs here). On failure the
+    /// context is handed back, with the error classified as [`host_fault`]
+    /// says: an engine trap keeps its kind (mapped as for a call), a fatal
+    /// error recorded in the session (a limit) wins, anything else the
+    /// engine reports is [`host_fault`].
     fn instantiate(
         &self,
         linked: &Self::Linked,
         context: GuestContext,
     ) -> std::result::Result<Self::Instance, Box<NotInstantiated>>;
+}
+
+/// The error for an engine's refusal to link or instantiate a module that
+/// [`WasmModule`] validated: `host_error`, naming the engine and what it
+/// was doing, with the engine's message.
+///
+/// The rule, once for every engine: validation has already refused, with
+/// the guest's kinds, everything in a module that could make linking or
+/// instantiation fail — an import Morph does not offer or one with another
+/// type (`invalid_module` at load), a start function (detached, run later
+/// as guest code), an active segment that does not fit (`trap` at load), a
+/// declared memory above the cap or too many or too big tables (the limit
+/// kinds). What is left is Morph's own fault: a host function its engine
+/// glue did not provide, an engine or store error, host resources (address
+/// space, memory) exhausted. Engine glue maps only what is the guest's (a
+/// trap, a limit recorded in the session) to the guest's kinds, and
+/// everything else through this.
+pub fn host_fault(engine: &str, step: &str, error: &dyn std::fmt::Display) -> MorphError {
+    tracing::error!(
+        engine,
+        step,
+        error = %morph_core::text::loggable(error),
+        "engine refused a validated module"
+    );
+    MorphError::host_error(format!(
+        "{engine} could not {step} a module Morph validated (a fault of the host, not of the extension): {error}"
+    ))
 }
 
 /// Why an instantiation failed, with the context handed back.

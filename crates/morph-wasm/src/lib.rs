@@ -29,9 +29,10 @@ mod driver;
 mod guest_memory;
 pub mod instrument;
 mod module;
+pub mod testing;
 pub mod wasi;
 
-pub use adapter::{EngineInstance, NotInstantiated, WasmBackend, WasmEngine};
+pub use adapter::{EngineInstance, NotInstantiated, WasmBackend, WasmEngine, host_fault};
 pub use address_space::address_space_limit;
 pub use cache::CompiledModuleCache;
 pub use context::GuestContext;

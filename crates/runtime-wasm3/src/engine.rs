@@ -6,7 +6,8 @@ use std::sync::{Arc, Weak};
 
 use morph_core::{MorphError, Result};
 use morph_wasm::{
-    EngineInstance, GuestContext, GuestExport, Import, Instrumentation, NotInstantiated, WasmEngine,
+    EngineInstance, GuestContext, GuestExport, Import, Instrumentation, NotInstantiated,
+    WasmEngine, host_fault,
 };
 use wasm3x::{CompilationMode, Config, Engine, Instance, Linker, Memory, Module, Store, Val};
 
@@ -89,7 +90,15 @@ impl WasmEngine for Wasm3Engine {
         let live = loaded
             .linker
             .instantiate_and_start(&mut store, &loaded.module)
-            .map_err(|e| map_error(&e, "instantiation"))
+            .map_err(|e| {
+                // What `host_fault` says: validation left the guest nothing
+                // that could fail here but a trap.
+                if e.is_trap() {
+                    map_error(&e, "instantiation")
+                } else {
+                    host_fault("wasm3", "instantiate", &e)
+                }
+            })
             .and_then(|instance| {
                 let memory = instance.get_memory(&store).ok_or_else(|| {
                     MorphError::invalid_module("export `memory`: the module has none")
@@ -170,12 +179,25 @@ thread_local! {
 /// error recorded in the session wins over this.)
 fn map_error(err: &wasm3x::Error, export: &str) -> MorphError {
     let message = err.to_string();
-    if message.contains("stack overflow") {
+    if message.contains(UNLINKED_IMPORT) {
+        // wasm3 links imports lazily: a host function Morph did not link
+        // shows up only when the guest first calls it, and is the host's
+        // fault (validation accepted the import).
+        host_fault(
+            "wasm3",
+            "run",
+            &format!("`{export}` called an import with no host function linked ({message})"),
+        )
+    } else if message.contains("stack overflow") {
         MorphError::stack_overflow(format!("`{export}` exhausted the guest stack ({message})"))
     } else {
         MorphError::trap(format!("`{export}` trapped: {message}"))
     }
 }
+
+/// wasm3's error for a call of an imported function nothing was linked to
+/// (`CompileFunction` in m3_compile.c; only imports lack a body).
+const UNLINKED_IMPORT: &str = "function body is missing";
 
 /// One execution's instance and store.
 pub struct Wasm3Instance {

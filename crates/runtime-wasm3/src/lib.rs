@@ -101,6 +101,13 @@ pub struct Wasm3Engine {
     options: Wasm3Options,
 }
 
+impl Wasm3Engine {
+    /// An engine with `options`.
+    pub fn new(options: Wasm3Options) -> Self {
+        Wasm3Engine { options }
+    }
+}
+
 /// The [`RuntimeInfo`] of the wasm3 backend.
 pub fn info() -> RuntimeInfo {
     RuntimeInfo::wasm(

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use morph_core::{MorphError, Result};
 use morph_wasm::{
     EngineInstance, GuestContext, GuestExport, Import, Instrumentation, NotInstantiated,
-    WasmEngine, WasmType,
+    WasmEngine, WasmType, host_fault,
 };
 use wasmer::{
-    Function, FunctionEnv, FunctionEnvMut, FunctionType, Imports, Instance, Memory, Module,
-    RuntimeError, Store, Type, Value,
+    Function, FunctionEnv, FunctionEnvMut, FunctionType, Imports, Instance, InstantiationError,
+    LinkError, Memory, Module, RuntimeError, Store, Type, Value,
 };
 
 use crate::marshal::{map_error, narrow, widen, with_memory};
@@ -101,7 +101,7 @@ impl WasmEngine for WasmerEngine {
         );
         let imports = imports(&mut store, &env, &linked.imports);
         let live = Instance::new(&mut store, &linked.module, &imports)
-            .map_err(|e| MorphError::trap(format!("instantiation failed: {e}")))
+            .map_err(instantiation_error)
             .and_then(|instance| {
                 let memory = instance
                     .exports
@@ -126,6 +126,18 @@ impl WasmEngine for WasmerEngine {
                 Err(NotInstantiated::new(e, context))
             }
         }
+    }
+}
+
+/// Classifies wasmer's refusal to instantiate as [`host_fault`] says: a
+/// trap is the guest's (mapped as for a call); a link, resource, CPU
+/// feature or store error is the host's.
+fn instantiation_error(e: InstantiationError) -> MorphError {
+    match e {
+        InstantiationError::Start(trap) | InstantiationError::Link(LinkError::Trap(trap)) => {
+            map_error(trap, "instantiation")
+        }
+        other => host_fault("wasmer", "instantiate", &other),
     }
 }
 

@@ -15,7 +15,7 @@ use wasmi::{
 use wasmi_core::LimiterError;
 
 use crate::WasmiEngine;
-use crate::marshal::{fail, map_error, memory_and_context, narrow, widen};
+use crate::marshal::{fail, map_error, map_instantiation_error, memory_and_context, narrow, widen};
 
 /// What a store carries: the context and fuel accounting.
 pub struct StoreData {
@@ -182,7 +182,7 @@ impl WasmEngine for WasmiEngine {
                 linked
                     .linker
                     .instantiate_and_start(&mut store, &linked.module)
-                    .map_err(|e| map_error(&e, "instantiate"))
+                    .map_err(|e| map_instantiation_error(&e))
             })
             .and_then(|instance| {
                 let memory = instance.get_memory(&store, "memory").ok_or_else(|| {

@@ -2,7 +2,7 @@
 //! access from host functions.
 
 use morph_core::MorphError;
-use morph_wasm::{GuestContext, WasmType};
+use morph_wasm::{GuestContext, WasmType, host_fault};
 use wasmi::{Caller, TrapCode, Val};
 
 use crate::engine::StoreData;
@@ -17,6 +17,16 @@ pub fn map_error(err: &wasmi::Error, export: &str) -> MorphError {
         }
         Some(trap) => MorphError::trap(format!("`{export}` trapped: {trap}")),
         None => MorphError::trap(format!("`{export}` failed: {err}")),
+    }
+}
+
+/// Maps wasmi's refusal to instantiate as [`host_fault`] says: a trap
+/// keeps its kind (a limit the store's limiter raised is recorded in the
+/// session and wins); anything else (a link or store error) is the host's.
+pub fn map_instantiation_error(err: &wasmi::Error) -> MorphError {
+    match err.as_trap_code() {
+        Some(_) => map_error(err, "instantiation"),
+        None => host_fault("wasmi", "instantiate", err),
     }
 }
 

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use morph_core::{MorphError, Result};
 use morph_wasm::{
     EngineInstance, GuestContext, GuestExport, Import, NotInstantiated, WasmEngine, WasmType,
+    host_fault,
 };
 use wasmtime::{
     FuncType, Instance, InstancePre, Linker, Memory, Module, ResourceLimiter, Store,
     UpdateDeadline, Val, ValType,
 };
 
-use crate::marshal::{map_error, memory_and_context, narrow, widen};
+use crate::marshal::{map_error, map_instantiation_error, memory_and_context, narrow, widen};
 use crate::{EpochTicker, WasmtimeEngine};
 
 /// What a store carries: the execution's context (which also knows the
@@ -128,7 +129,7 @@ impl WasmEngine for WasmtimeEngine {
         }
         let pre = linker
             .instantiate_pre(&compiled)
-            .map_err(|e| MorphError::invalid_module(format!("cannot link: {e}")))?;
+            .map_err(|e| host_fault("wasmtime", "link", &e))?;
         Ok(Linked {
             pre,
             _ticker: self.ticker.clone(),
@@ -162,7 +163,7 @@ impl WasmEngine for WasmtimeEngine {
         let instance = match linked.pre.instantiate(&mut store) {
             Ok(instance) => instance,
             Err(e) => {
-                let mapped = map_error(e, "instantiate", store.data_mut().0.session());
+                let mapped = map_instantiation_error(e, store.data_mut().0.session());
                 context = store.into_data().0;
                 return Err(NotInstantiated::new(mapped, context));
             }

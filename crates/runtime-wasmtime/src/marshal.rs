@@ -2,7 +2,7 @@
 //! access from host functions.
 
 use morph_core::{MorphError, Session};
-use morph_wasm::{GuestContext, WasmType};
+use morph_wasm::{GuestContext, WasmType, host_fault};
 use wasmtime::{Caller, Trap, Val};
 
 use crate::engine::StoreData;
@@ -25,6 +25,16 @@ pub fn map_error(err: wasmtime::Error, export: &str, session: &mut Session) -> M
         Some(trap) => MorphError::trap(format!("`{export}` trapped: {trap}")),
         None => MorphError::trap(format!("`{export}` failed: {err}")),
     }
+}
+
+/// Maps wasmtime's refusal to instantiate as [`host_fault`] says: a Morph
+/// error (a limit the store's limiter raised) and a trap keep their kinds;
+/// anything else (an allocation or store error) is the host's.
+pub fn map_instantiation_error(err: wasmtime::Error, session: &mut Session) -> MorphError {
+    if err.downcast_ref::<MorphError>().is_some() || err.downcast_ref::<Trap>().is_some() {
+        return map_error(err, "instantiation", session);
+    }
+    host_fault("wasmtime", "instantiate", &err)
 }
 
 /// An i32 or i64 value as i64 (i32 sign-extended); 0 for other types,
