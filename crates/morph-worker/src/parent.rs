@@ -325,6 +325,40 @@ struct CallErr {
     ended: bool,
 }
 
+/// Starts the reader of each call's output pipe: a thread per call, so a
+/// child that keeps its output open after its answer (until it is killed
+/// at its deadline) holds up no later call's output.
+struct OutputReaders {
+    out: Sender<(u64, CallOutput)>,
+    max_frame: usize,
+    /// Answers the input writer has begun (stamped on every frame).
+    begun: Arc<AtomicU64>,
+}
+
+impl OutputReaders {
+    /// Reads call `seq`'s output `pipe` until its end, a broken frame, or
+    /// the worker's end.
+    fn start(&self, seq: u64, mut pipe: File) -> io::Result<()> {
+        let (out, max_frame, begun) = (self.out.clone(), self.max_frame, self.begun.clone());
+        std::thread::Builder::new()
+            .name("morph-worker-out".into())
+            .spawn(move || {
+                loop {
+                    let message = match read_frame(&mut pipe, max_frame) {
+                        Ok(Some(body)) => CallOutput::Frame(body, begun.load(Ordering::SeqCst)),
+                        Ok(None) => CallOutput::End,
+                        Err(e) => CallOutput::Broken(e),
+                    };
+                    let last = !matches!(message, CallOutput::Frame(..));
+                    if out.send((seq, message)).is_err() || last {
+                        return;
+                    }
+                }
+            })?;
+        Ok(())
+    }
+}
+
 /// The stderr of one call: a pipe of its own, whose write end only that
 /// call's child holds (as its descriptors 1 and 2), read by a thread of
 /// its own. What a child writes after its answer, or while the next call
@@ -425,7 +459,7 @@ struct Worker {
     /// was gone, or the execution had failed): it cannot answer its call
     /// after that without having skipped the answer.
     call_unanswered: bool,
-    call_readers: Sender<(u64, File)>,
+    call_readers: OutputReaders,
     call_output: Receiver<(u64, CallOutput)>,
     /// The last few KiB of the zygote's own stderr (its start-up and
     /// between-call output, never a call's), for error messages only.
@@ -555,28 +589,12 @@ impl Worker {
                 }
             }
         })?;
-        let (call_readers, jobs) = unbounded::<(u64, File)>();
         let (out, call_output) = bounded::<(u64, CallOutput)>(8);
-        let max_frame = spec.max_frame();
-        let begun = answers_begun.clone();
-        thread("morph-worker-out", move || {
-            for (seq, mut pipe) in jobs {
-                loop {
-                    let message = match read_frame(&mut pipe, max_frame) {
-                        Ok(Some(body)) => CallOutput::Frame(body, begun.load(Ordering::SeqCst)),
-                        Ok(None) => CallOutput::End,
-                        Err(e) => CallOutput::Broken(e),
-                    };
-                    let last = !matches!(message, CallOutput::Frame(..));
-                    if out.send((seq, message)).is_err() {
-                        return;
-                    }
-                    if last {
-                        break;
-                    }
-                }
-            }
-        })?;
+        let call_readers = OutputReaders {
+            out,
+            max_frame: spec.max_frame(),
+            begun: answers_begun.clone(),
+        };
         // The zygote's own stderr: a call's child writes to a pipe of its
         // own, so this is start-up output (and the engine's between calls),
         // kept only as a tail for error messages.
@@ -861,9 +879,7 @@ impl Worker {
                 .ok_or_else(gone)?
                 .send(CallInput::Open(host_in))
                 .map_err(|_| gone())?;
-            self.call_readers
-                .send((seq, host_out))
-                .map_err(|_| gone())?;
+            self.call_readers.start(seq, host_out)?;
             Ok(())
         })();
         if let Err(e) = started {
