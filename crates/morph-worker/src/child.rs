@@ -90,28 +90,47 @@ pub fn main_if_worker(engines: &[Arc<dyn ScriptEngine>]) {
     }
 }
 
-/// A call's channel: the two pipe ends the host made for it.
+/// A call's channel: the pipe ends the host made for it.
 struct Channel {
     input: File,
     output: File,
 }
 
-impl Channel {
-    /// In a call's child: the call's pipes become descriptors 3 and 4 and
-    /// every other descriptor above stderr is closed (the control socket,
-    /// the zygote's files), so the guest holds nothing but its own call.
+/// What a call's child gets with its call: its channel and its stderr.
+struct CallPipes {
+    channel: Channel,
+    /// The write end of the call's own stderr pipe.
+    errors: File,
+}
+
+impl CallPipes {
+    /// In a call's child: the call's pipes become descriptors 3 and 4, its
+    /// stderr pipe descriptors 1 and 2 (so nothing it prints reaches the
+    /// zygote's stderr, shared by every call), and every other descriptor
+    /// above stderr is closed (the control socket, the zygote's files), so
+    /// the guest holds nothing but its own call.
     fn renumber(self) -> io::Result<Channel> {
         use std::os::fd::IntoRawFd;
-        let (input, output) = (self.input.into_raw_fd(), self.output.into_raw_fd());
-        // SAFETY: fcntl/dup2/close_range on descriptors of this
+        let (input, output) = (
+            self.channel.input.into_raw_fd(),
+            self.channel.output.into_raw_fd(),
+        );
+        let errors = self.errors.into_raw_fd();
+        // SAFETY: fcntl/dup3/close_range on descriptors of this
         // single-threaded child; the two new Files own 3 and 4 alone.
+        // (dup3, not dup2: the zygote's filter, which the child is under
+        // until its own, allows dup3.)
         unsafe {
             let high_in = libc::fcntl(input, libc::F_DUPFD_CLOEXEC, 16);
             let high_out = libc::fcntl(output, libc::F_DUPFD_CLOEXEC, 16);
+            let high_err = libc::fcntl(errors, libc::F_DUPFD_CLOEXEC, 16);
             if high_in < 0
                 || high_out < 0
+                || high_err < 0
                 || libc::dup3(high_in, 3, libc::O_CLOEXEC) < 0
                 || libc::dup3(high_out, 4, libc::O_CLOEXEC) < 0
+                || libc::dup3(high_err, 1, 0) < 0
+                || libc::dup3(high_err, 2, 0) < 0
                 || libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32) != 0
             {
                 return Err(io::Error::last_os_error());
@@ -122,7 +141,9 @@ impl Channel {
             })
         }
     }
+}
 
+impl Channel {
     fn send(&mut self, message: &FromChild) -> io::Result<()> {
         write_frame(&mut self.output, message)
     }
@@ -411,8 +432,10 @@ impl Zygote {
                     self.kill_all();
                     std::process::exit(0);
                 }
-                Some((ToZygote::Run { .. }, fds)) if fds.len() != 2 => {
-                    return Err(io::Error::other("a `run` without exactly two descriptors"));
+                Some((ToZygote::Run { .. }, fds)) if fds.len() != 3 => {
+                    return Err(io::Error::other(
+                        "a `run` without exactly three descriptors",
+                    ));
                 }
                 Some((
                     ToZygote::Run {
@@ -555,15 +578,18 @@ fn spare_main(
         return CHILD_SETUP_FAILED;
     };
     let mut fds = fds.into_iter();
-    let (Some(input), Some(output)) = (fds.next(), fds.next()) else {
+    let (Some(input), Some(output), Some(errors)) = (fds.next(), fds.next(), fds.next()) else {
         return CHILD_SETUP_FAILED;
     };
-    let channel = Channel {
-        input: File::from(input),
-        output: File::from(output),
+    let pipes = CallPipes {
+        channel: Channel {
+            input: File::from(input),
+            output: File::from(output),
+        },
+        errors: File::from(errors),
     };
     run_child(
-        channel,
+        pipes,
         instance,
         &call,
         Duration::from_millis(remaining_ms),
@@ -587,7 +613,7 @@ struct Sizes {
 /// exit status.
 #[allow(clippy::too_many_arguments)]
 fn run_child(
-    channel: Channel,
+    pipes: CallPipes,
     instance: &mut dyn ScriptInstance,
     call: &crate::protocol::WireCall,
     remaining: Duration,
@@ -598,7 +624,7 @@ fn run_child(
     verdict: &crash::Verdicts,
 ) -> i32 {
     let deadline = Deadline::after(remaining);
-    let Ok(channel) = channel.renumber() else {
+    let Ok(channel) = pipes.renumber() else {
         return CHILD_SETUP_FAILED;
     };
     // SAFETY: prctl and getppid with plain arguments.

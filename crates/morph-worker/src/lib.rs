@@ -27,8 +27,11 @@
 //!   frames are capped in size and may claim only guest error kinds;
 //!   error kinds come from the protocol only (the zygote's report of how
 //!   a child ended, and the child's crash verdict), never from its stderr;
-//! - everything a worker writes on stderr is charged to the running
-//!   execution as a log line (`max_output_bytes`);
+//! - everything a call's child writes on stdout or stderr goes to a pipe
+//!   of that call's own and is charged to its execution as a log line
+//!   (`max_output_bytes`); what it writes after its answer is charged to
+//!   nobody and never to the next execution (the zygote's own stderr is
+//!   kept only as a tail for start-up errors);
 //! - the worker starts with an empty environment, in `/`, in its own
 //!   process group, one extension per process.
 //!

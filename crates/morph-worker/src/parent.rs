@@ -35,12 +35,15 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the parent looks at the deadline while a worker runs.
 const POLL: Duration = Duration::from_millis(5);
 
-/// Bytes of a worker's stderr kept for start-up error messages.
+/// Bytes of the zygote's own stderr kept for start-up error messages.
 const STDERR_TAIL: usize = 4 << 10;
 
-/// Bytes of a worker's stderr held until the running execution is charged
-/// for them; more is counted, not kept (and is over any output quota).
+/// Bytes of a call's stderr held until its execution is charged for them;
+/// more is counted, not kept (and is over any output quota).
 const STDERR_PENDING: usize = 1 << 20;
+
+/// How long a gone child's stderr pipe may take to be read to its end.
+const STDERR_END_WAIT: Duration = Duration::from_secs(1);
 
 /// Largest control frame from the zygote (its messages are small).
 const MAX_CONTROL_FRAME: usize = 1 << 20;
@@ -311,15 +314,123 @@ enum CallInput {
     Frame(Vec<u8>),
 }
 
-/// The worker's stderr as the reader thread left it.
+/// A call's stderr as its reader thread left it.
 #[derive(Default)]
-struct Stderr {
-    /// Not yet charged to an execution.
+struct CallErr {
+    /// Not yet charged to the execution.
     pending: Vec<u8>,
     /// Bytes beyond the pending cap, not kept.
     dropped: u64,
-    /// The last few KiB, for start-up errors.
-    tail: Vec<u8>,
+    /// The pipe reached its end (every holder, the call's child, is gone).
+    ended: bool,
+}
+
+/// Starts the reader of each call's output pipe: a thread per call, so a
+/// child that keeps its output open after its answer (until it is killed
+/// at its deadline) holds up no later call's output.
+struct OutputReaders {
+    out: Sender<(u64, CallOutput)>,
+    max_frame: usize,
+    /// Answers the input writer has begun (stamped on every frame).
+    begun: Arc<AtomicU64>,
+}
+
+impl OutputReaders {
+    /// Reads call `seq`'s output `pipe` until its end, a broken frame, or
+    /// the worker's end.
+    fn start(&self, seq: u64, mut pipe: File) -> io::Result<()> {
+        let (out, max_frame, begun) = (self.out.clone(), self.max_frame, self.begun.clone());
+        std::thread::Builder::new()
+            .name("morph-worker-out".into())
+            .spawn(move || {
+                loop {
+                    let message = match read_frame(&mut pipe, max_frame) {
+                        Ok(Some(body)) => CallOutput::Frame(body, begun.load(Ordering::SeqCst)),
+                        Ok(None) => CallOutput::End,
+                        Err(e) => CallOutput::Broken(e),
+                    };
+                    let last = !matches!(message, CallOutput::Frame(..));
+                    if out.send((seq, message)).is_err() || last {
+                        return;
+                    }
+                }
+            })?;
+        Ok(())
+    }
+}
+
+/// The stderr of one call: a pipe of its own, whose write end only that
+/// call's child holds (as its descriptors 1 and 2), read by a thread of
+/// its own. What a child writes after its answer, or while the next call
+/// runs, lands here and is charged to nobody else.
+struct CallStderr {
+    state: Arc<Mutex<CallErr>>,
+    /// The reader has read a chunk it has not appended yet.
+    busy: Arc<AtomicBool>,
+    /// The host's read end (shared with the reader thread).
+    pipe: Arc<File>,
+}
+
+impl CallStderr {
+    /// Starts reading `pipe` (the host end of a call's stderr pipe).
+    fn start(pipe: File) -> io::Result<CallStderr> {
+        let pipe = Arc::new(pipe);
+        let state = Arc::new(Mutex::new(CallErr::default()));
+        let busy = Arc::new(AtomicBool::new(false));
+        let (reader, into, flag) = (pipe.clone(), state.clone(), busy.clone());
+        std::thread::Builder::new()
+            .name("morph-worker-call-err".into())
+            .spawn(move || {
+                let mut buf = [0u8; 8192];
+                loop {
+                    let n = match (&*reader).read(&mut buf) {
+                        Ok(0) => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    flag.store(true, Ordering::SeqCst);
+                    let mut state = into.lock().unwrap_or_else(|p| p.into_inner());
+                    let room = STDERR_PENDING.saturating_sub(state.pending.len());
+                    let kept = n.min(room);
+                    state.pending.extend_from_slice(&buf[..kept]);
+                    state.dropped += (n - kept) as u64;
+                    drop(state);
+                    flag.store(false, Ordering::SeqCst);
+                }
+                into.lock().unwrap_or_else(|p| p.into_inner()).ended = true;
+            })?;
+        Ok(CallStderr { state, busy, pipe })
+    }
+
+    /// Waits (briefly) until the pipe holds nothing unread, so what the
+    /// child wrote before its answer is charged to its execution; with
+    /// `to_end`, until the pipe's end (the child is gone), at most
+    /// [`STDERR_END_WAIT`].
+    fn drain(&self, to_end: bool) {
+        let until = Instant::now()
+            + if to_end {
+                STDERR_END_WAIT
+            } else {
+                Duration::from_millis(20)
+            };
+        loop {
+            if self.state.lock().unwrap_or_else(|p| p.into_inner()).ended {
+                return;
+            }
+            let mut unread: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int; the descriptor is the read end
+            // of the call's stderr pipe, kept open by `pipe`.
+            let ok =
+                unsafe { libc::ioctl(self.pipe.as_raw_fd(), libc::FIONREAD, &mut unread) } == 0;
+            // The reader may hold a chunk between its read and its append.
+            let busy = self.busy.load(Ordering::SeqCst);
+            if !ok || (!to_end && unread == 0 && !busy) || Instant::now() >= until {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
 }
 
 /// One worker process (the zygote) and its channels.
@@ -348,14 +459,14 @@ struct Worker {
     /// was gone, or the execution had failed): it cannot answer its call
     /// after that without having skipped the answer.
     call_unanswered: bool,
-    call_readers: Sender<(u64, File)>,
+    call_readers: OutputReaders,
     call_output: Receiver<(u64, CallOutput)>,
-    stderr: Arc<Mutex<Stderr>>,
+    /// The last few KiB of the zygote's own stderr (its start-up and
+    /// between-call output, never a call's), for error messages only.
+    stderr_tail: Arc<Mutex<Vec<u8>>>,
     stderr_reader: Option<JoinHandle<()>>,
-    /// The read end of the stderr pipe (owned by the reader thread).
-    stderr_fd: i32,
-    /// The reader has read a chunk it has not appended yet.
-    stderr_busy: Arc<AtomicBool>,
+    /// The running (or last) call's stderr.
+    call_stderr: Option<CallStderr>,
     /// The number of the last `Run` (from a random start).
     seq: u64,
     /// Calls answered whose children are not yet reported gone (a child
@@ -478,34 +589,18 @@ impl Worker {
                 }
             }
         })?;
-        let (call_readers, jobs) = unbounded::<(u64, File)>();
         let (out, call_output) = bounded::<(u64, CallOutput)>(8);
-        let max_frame = spec.max_frame();
-        let begun = answers_begun.clone();
-        thread("morph-worker-out", move || {
-            for (seq, mut pipe) in jobs {
-                loop {
-                    let message = match read_frame(&mut pipe, max_frame) {
-                        Ok(Some(body)) => CallOutput::Frame(body, begun.load(Ordering::SeqCst)),
-                        Ok(None) => CallOutput::End,
-                        Err(e) => CallOutput::Broken(e),
-                    };
-                    let last = !matches!(message, CallOutput::Frame(..));
-                    if out.send((seq, message)).is_err() {
-                        return;
-                    }
-                    if last {
-                        break;
-                    }
-                }
-            }
-        })?;
-        let stderr_state = Arc::new(Mutex::new(Stderr::default()));
-        let stderr_fd = stderr.as_raw_fd();
-        let stderr_busy = Arc::new(AtomicBool::new(false));
+        let call_readers = OutputReaders {
+            out,
+            max_frame: spec.max_frame(),
+            begun: answers_begun.clone(),
+        };
+        // The zygote's own stderr: a call's child writes to a pipe of its
+        // own, so this is start-up output (and the engine's between calls),
+        // kept only as a tail for error messages.
+        let stderr_tail = Arc::new(Mutex::new(Vec::new()));
         let stderr_reader = {
-            let state = stderr_state.clone();
-            let busy = stderr_busy.clone();
+            let tail = stderr_tail.clone();
             let mut stderr = stderr;
             thread("morph-worker-err", move || {
                 let mut buf = [0u8; 8192];
@@ -514,19 +609,12 @@ impl Worker {
                         Ok(0) | Err(_) => break,
                         Ok(n) => n,
                     };
-                    busy.store(true, Ordering::SeqCst);
-                    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
-                    let room = STDERR_PENDING.saturating_sub(state.pending.len());
-                    let kept = n.min(room);
-                    state.pending.extend_from_slice(&buf[..kept]);
-                    state.dropped += (n - kept) as u64;
-                    state.tail.extend_from_slice(&buf[..n]);
-                    if state.tail.len() > STDERR_TAIL {
-                        let cut = state.tail.len() - STDERR_TAIL;
-                        state.tail.drain(..cut);
+                    let mut tail = tail.lock().unwrap_or_else(|p| p.into_inner());
+                    tail.extend_from_slice(&buf[..n]);
+                    if tail.len() > STDERR_TAIL {
+                        let cut = tail.len() - STDERR_TAIL;
+                        tail.drain(..cut);
                     }
-                    drop(state);
-                    busy.store(false, Ordering::SeqCst);
                 }
             })?
         };
@@ -546,10 +634,9 @@ impl Worker {
             call_unanswered: false,
             call_readers,
             call_output,
-            stderr: stderr_state,
+            stderr_tail,
             stderr_reader: Some(stderr_reader),
-            stderr_fd,
-            stderr_busy,
+            call_stderr: None,
             // Unpredictable, so extension code cannot forge the answer to a
             // call it has not seen.
             seq: getrandom::u64().unwrap_or(0) >> 1,
@@ -714,28 +801,14 @@ impl Worker {
         }
     }
 
-    /// Waits (briefly) until the stderr pipe holds nothing unread, so what a
-    /// child wrote before its answer is charged to its execution.
-    fn drain_stderr(&self) {
-        for _ in 0..100 {
-            let mut unread: libc::c_int = 0;
-            // SAFETY: FIONREAD writes one int; the descriptor is the read end
-            // of the worker's stderr pipe, open while its reader runs.
-            let ok = unsafe { libc::ioctl(self.stderr_fd, libc::FIONREAD, &mut unread) } == 0;
-            // The reader may hold a chunk between its read and its append.
-            let busy = self.stderr_busy.load(Ordering::SeqCst);
-            if !ok || (unread == 0 && !busy) {
-                break;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-
-    /// Charges the worker's stderr since the last look to the execution
-    /// (a log line at `warn`, counted in `max_output_bytes`).
+    /// Charges the call's stderr since the last look to its execution (a
+    /// log line at `warn`, counted in `max_output_bytes`).
     fn charge_stderr(&self, session: &mut Session) -> Result<()> {
+        let Some(call_stderr) = &self.call_stderr else {
+            return Ok(());
+        };
         let (text, dropped) = {
-            let mut state = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = call_stderr.state.lock().unwrap_or_else(|p| p.into_inner());
             (
                 std::mem::take(&mut state.pending),
                 std::mem::take(&mut state.dropped),
@@ -746,7 +819,7 @@ impl Worker {
         }
         if dropped > 0 {
             return Err(MorphError::quota_exceeded(format!(
-                "the worker's stderr output exceeds max_output_bytes = {}",
+                "the extension's stderr output exceeds max_output_bytes = {}",
                 session.limits().max_output_bytes
             )));
         }
@@ -772,13 +845,15 @@ impl Worker {
         }
         self.call_answers_from = self.answers_sent;
         self.call_unanswered = false;
-        // Whatever the worker wrote between calls is nobody's output.
-        *self.stderr.lock().unwrap_or_else(|p| p.into_inner()) = Stderr::default();
+        // The previous call's stderr (and a child still writing to it)
+        // stays with that call: its reader runs on until the pipe's end.
+        self.call_stderr = None;
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let started = (|| -> io::Result<()> {
             let (child_in, host_in) = pipe()?;
             let (host_out, child_out) = pipe()?;
+            let (host_err, child_err) = pipe()?;
             let frame = encode_frame(&ToZygote::Run {
                 call: WireCall::from_call(call),
                 remaining_ms: deadline.remaining().as_millis() as u64,
@@ -787,8 +862,15 @@ impl Worker {
             crate::passing::send_with_fds(
                 &mut self.control,
                 &frame,
-                &[child_in.as_raw_fd(), child_out.as_raw_fd()],
+                &[
+                    child_in.as_raw_fd(),
+                    child_out.as_raw_fd(),
+                    child_err.as_raw_fd(),
+                ],
             )?;
+            // Only the child holds the write end now: the pipe's end is its.
+            drop(child_err);
+            self.call_stderr = Some(CallStderr::start(host_err)?);
             let gone = || io::Error::other("the worker's call threads have stopped");
             let host_in = Arc::new(host_in);
             self.input_pipe = Some(host_in.clone());
@@ -797,9 +879,7 @@ impl Worker {
                 .ok_or_else(gone)?
                 .send(CallInput::Open(host_in))
                 .map_err(|_| gone())?;
-            self.call_readers
-                .send((seq, host_out))
-                .map_err(|_| gone())?;
+            self.call_readers.start(seq, host_out)?;
             Ok(())
         })();
         if let Err(e) = started {
@@ -821,8 +901,11 @@ impl Worker {
             // Answered: the result is final. The child exits right after
             // its answer; the next call waits for the zygote's report.
             if ended.is_none() && fatal.is_none() && done.is_some() {
-                // Its stderr up to now is part of this execution's output.
-                self.drain_stderr();
+                // Its stderr up to now is part of this execution's output
+                // (what it writes later stays in its own pipe).
+                if let Some(call_stderr) = &self.call_stderr {
+                    call_stderr.drain(false);
+                }
                 let stderr = self.charge_stderr(session);
                 self.unsettled.push(Unsettled {
                     seq,
@@ -941,6 +1024,10 @@ impl Worker {
                 },
                 default(POLL) => {}
             }
+        }
+        // The child is gone: its stderr is read to the end.
+        if let Some(call_stderr) = &self.call_stderr {
+            call_stderr.drain(true);
         }
         if let Err(e) = self.charge_stderr(session) {
             fatal.get_or_insert(e);
@@ -1162,8 +1249,8 @@ impl Worker {
     }
 
     fn stderr_hint(&self) -> String {
-        let state = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
-        let text = String::from_utf8_lossy(&state.tail);
+        let tail = self.stderr_tail.lock().unwrap_or_else(|p| p.into_inner());
+        let text = String::from_utf8_lossy(&tail);
         let text = text.trim();
         if text.is_empty() {
             String::new()

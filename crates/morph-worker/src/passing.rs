@@ -1,5 +1,5 @@
 //! Descriptors over the control socket (`SCM_RIGHTS`): the host hands each
-//! call's two pipe ends to the zygote with the `Run` frame.
+//! call's three pipe ends (input, output, stderr) to the zygote with the `Run` frame.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

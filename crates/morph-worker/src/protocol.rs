@@ -4,7 +4,8 @@
 //! - The *control* socket (descriptor [`CONTROL_FD`] of the worker
 //!   process, the zygote, which runs no guest code): [`ToZygote`] and
 //!   [`FromZygote`]. Hello, load, one `Run` per call (carrying the two
-//!   pipe ends of that call's channel as `SCM_RIGHTS`), `Abort`, and
+//!   pipe ends of that call's channel and the write end of its own stderr
+//!   pipe as `SCM_RIGHTS`), `Abort`, and
 //!   `Ended` when the call's child is reaped. Every child closes it before
 //!   guest code runs, so what it says about a child (how it ended) cannot
 //!   be forged by the guest.
@@ -30,7 +31,7 @@ use morph_core::RuntimeKind;
 use morph_core::{ErrorKind, MorphError};
 
 /// Protocol version; the worker's hello must match.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The worker's end of the control socket.
 pub const CONTROL_FD: i32 = 3;
@@ -50,9 +51,10 @@ pub enum ToZygote {
         /// Effective limits.
         limits: ResourceLimits,
     },
-    /// Run one guest call in a new child. The frame carries two
-    /// descriptors: the read end of the call's input pipe and the write
-    /// end of its output pipe.
+    /// Run one guest call in a new child. The frame carries three
+    /// descriptors: the read end of the call's input pipe, the write end
+    /// of its output pipe, and the write end of its stderr pipe (the
+    /// child's descriptors 1 and 2, read and charged per call).
     Run {
         /// The call.
         call: WireCall,

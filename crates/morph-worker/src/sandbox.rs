@@ -14,7 +14,10 @@
 //!   children, receive descriptors on its control socket, read its own
 //!   `/proc/self/status` through the descriptor it holds, and what a child
 //!   needs to set itself up before its own filter (`dup3`, `close_range`,
-//!   `prctl`, `prlimit64` on itself, `seccomp`).
+//!   `prctl`, `prlimit64` on itself, `seccomp`), and `rseq` (glibc
+//!   registers each thread as it starts and aborts if it cannot: the
+//!   filter reaches every thread of the process, including one the host
+//!   program started just before `main_if_worker`).
 //! - [`lock_down`]: each call's child, before any guest code runs. Memory
 //!   (`brk`, `mmap`, `mremap`, `munmap`, `mprotect`, `madvise`), reads and
 //!   writes on the descriptors it holds (its call pipes and stderr), clocks,
@@ -163,6 +166,14 @@ fn zygote_allowlist(pid: u32, parent: u32) -> Vec<Allow> {
         // fork exactly (no threads, no shared memory, no vfork)
         when(libc::SYS_clone, &[Arg::Eq(0, FORK_FLAGS)]),
         any(libc::SYS_wait4),
+        // glibc registers every new thread's rseq area as the thread
+        // starts, and aborts the process ("rseq registration failed") if
+        // that fails. The filter is synchronised to every thread (TSYNC),
+        // so a thread the host program started just before
+        // `main_if_worker` that has not reached that point yet would
+        // otherwise kill the zygote. rseq only registers the calling
+        // thread's own area (in its own memory).
+        any(libc::SYS_rseq),
         any(libc::SYS_pidfd_open),
         any(libc::SYS_poll),
         any(libc::SYS_ppoll),

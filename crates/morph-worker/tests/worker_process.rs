@@ -85,7 +85,9 @@ impl ScriptEngine for ProbeEngine {
 const DESCRIBE: &str = r#"{"name": "Probe", "version": "1.0.0",
   "actions": [{"name": "start", "parameters": []}, {"name": "hang", "parameters": []},
     {"name": "calls", "parameters": []}, {"name": "pipeline", "parameters": []},
-    {"name": "answer_unread", "parameters": []}],
+    {"name": "answer_unread", "parameters": []}, {"name": "answer_seq_zero", "parameters": []},
+    {"name": "answer_early", "parameters": [{"name": "seq", "type": "string", "required": true}]},
+    {"name": "slow", "parameters": []}],
   "events": [], "config_schema": {}}"#;
 
 impl ScriptInstance for ProbeInstance {
@@ -125,6 +127,51 @@ impl ScriptInstance for ProbeInstance {
                 raw_write(&request_frame()?)?;
                 Ok(br#"{"ok": "unread"}"#.to_vec())
             }
+            GuestCall::Execute {
+                action: "answer_seq_zero",
+                ..
+            } => {
+                // An answer for call 0: the host's message names the call
+                // it was running.
+                raw_write(&done_frame(0)?)?;
+                Ok(br#"{"ok": "zero"}"#.to_vec())
+            }
+            GuestCall::Execute {
+                action: "answer_early",
+                params,
+                ..
+            } => {
+                // Answers the call itself, then goes on running: writes
+                // 2 MiB to stderr while the next execution runs on the same
+                // worker, and waits to be killed at its deadline.
+                let params: Value = serde_json::from_slice(params)
+                    .map_err(|e| MorphError::host_error(e.to_string()))?;
+                let seq = params["seq"]
+                    .as_str()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or_else(|| MorphError::host_error("no seq"))?;
+                raw_write(&done_frame(seq)?)?;
+                // Its channel and its stderr stay open.
+                std::thread::sleep(Duration::from_millis(30));
+                let line = [b'L'; 1023]
+                    .iter()
+                    .chain(b"\n")
+                    .copied()
+                    .collect::<Vec<u8>>();
+                let mut stderr = raw_pipe(2);
+                for _ in 0..2048 {
+                    if stderr.write_all(&line).is_err() {
+                        break;
+                    }
+                }
+                loop {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            GuestCall::Execute { action: "slow", .. } => {
+                std::thread::sleep(Duration::from_millis(200));
+                Ok(br#"{"ok": "slow"}"#.to_vec())
+            }
             GuestCall::Execute { .. } => {
                 let start = START.get();
                 let out = json!({"ok": {
@@ -145,6 +192,16 @@ const REQUEST: &str = r#"{"op": "data.get", "args": {"key": "k"}}"#;
 fn request_frame() -> Result<Vec<u8>> {
     encode_frame(&FromChild::HostCall {
         request: REQUEST.to_string(),
+    })
+    .map_err(|e| MorphError::host_error(e.to_string()))
+}
+
+/// The answer to call `seq`, as the worker's glue would send it.
+fn done_frame(seq: u64) -> Result<Vec<u8>> {
+    encode_frame(&FromChild::Done {
+        result: Ok(r#"{"ok": "early"}"#.to_string()),
+        memory_bytes: 0,
+        seq,
     })
     .map_err(|e| MorphError::host_error(e.to_string()))
 }
@@ -177,7 +234,9 @@ schema_version: "1.0"
 metadata: {name: Probe}
 runtime: js
 resource_limits: {max_execution_ms: 300}
-actions: [{name: start}, {name: hang}, {name: calls}, {name: pipeline}, {name: answer_unread}]
+actions: [{name: start}, {name: hang}, {name: calls}, {name: pipeline}, {name: answer_unread},
+  {name: answer_seq_zero}, {name: slow},
+  {name: answer_early, parameters: [{name: seq, type: string, required: true}]}]
 "#;
 
 fn info() -> RuntimeInfo {
@@ -308,6 +367,33 @@ fn a_pipelined_host_call_is_an_abi_violation() -> std::result::Result<(), Failed
     Ok(())
 }
 
+/// A call's child that keeps running after its answer (here: it forged
+/// the answer with the call's number), its channel still open, and writes
+/// 2 MiB to stderr while the next execution runs on the same worker: that
+/// output is its own call's, never charged to the next execution's
+/// `max_output_bytes` (1 MiB), and its open output holds up nothing.
+fn stderr_after_an_answer_is_not_the_next_executions() -> std::result::Result<(), Failed> {
+    let ext = load()?;
+    let e = run(&*ext, "answer_seq_zero").expect_err("an answer for call 0");
+    assert_eq!(e.kind(), ErrorKind::AbiViolation, "{e}");
+    let running: u64 = e
+        .message()
+        .rsplit("during call ")
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| failed(format!("no call number in: {e}")))?;
+    let params = json!({"seq": running.wrapping_add(1).to_string()});
+    let early =
+        pollster::block_on(ext.execute("answer_early", params, &ExecutionContext::default()))
+            .map_err(failed)?;
+    assert_eq!(early, json!("early"));
+    // The same worker (the only one) runs the next execution while the
+    // early child writes its stderr.
+    let next = run(&*ext, "slow").map_err(failed)?;
+    assert_eq!(next, json!("slow"));
+    Ok(())
+}
+
 fn main() {
     // Threads that exist before the worker is recognised.
     for _ in 0..3 {
@@ -328,6 +414,10 @@ fn main() {
         Trial::test(
             "a_pipelined_host_call_is_an_abi_violation",
             a_pipelined_host_call_is_an_abi_violation,
+        ),
+        Trial::test(
+            "stderr_after_an_answer_is_not_the_next_executions",
+            stderr_after_an_answer_is_not_the_next_executions,
         ),
     ];
     libtest_mimic::run(&args, trials).exit();
