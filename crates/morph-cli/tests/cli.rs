@@ -363,7 +363,12 @@ fn the_issue_tracker_is_the_same_in_three_languages() {
         let o = morph_in(data.path(), &["describe", dir]);
         lines.push(format!("describe: {}", String::from_utf8_lossy(&o.stdout)));
         for (name, args) in &steps {
-            let mut argv = vec!["run", dir, "--allow-private-network", "--installed-namespace"];
+            let mut argv = vec![
+                "run",
+                dir,
+                "--allow-private-network",
+                "--installed-namespace",
+            ];
             argv.extend(args);
             let o = morph_in(data.path(), &argv);
             let err = stderr(&o);

@@ -16,6 +16,7 @@
 //! [`persistent_host_builder`] puts them together over one data directory
 //! (feature `persistent`, which enables all of them).
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_code)]
 
 mod env_vault;

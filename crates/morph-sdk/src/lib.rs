@@ -34,6 +34,7 @@
 //! Every call runs on a fresh instance, so memory handed to the host is
 //! simply leaked. Outside wasm32 (tests, docs) host calls fail with
 //! `unsupported`.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use serde_json::{Value, json};
 

@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_code)]
 
 mod adapter;

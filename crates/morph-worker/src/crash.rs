@@ -80,8 +80,9 @@ extern "C" fn on_abort(_signal: libc::c_int) {
     // Only async-signal-safe work: an errno read, sigaltstack, a store.
     // SAFETY: __errno_location returns this thread's errno slot.
     let errno = unsafe { *libc::__errno_location() };
-    // SAFETY: sigaltstack with a null new stack only reads the current one.
+    // SAFETY: stack_t is a pointer and integers; all zeroes is valid.
     let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sigaltstack with a null new stack only reads the current one.
     let on_alternate_stack = unsafe { libc::sigaltstack(std::ptr::null(), &mut current) } == 0
         && current.ss_flags & libc::SS_ONSTACK != 0;
     let verdict = if on_alternate_stack {

@@ -40,6 +40,7 @@
 //! `max_memory_mb`, plus 2 MiB) and a seccomp allowlist ([`sandbox`]).
 
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 #[cfg(target_os = "linux")]
 mod child;

@@ -1228,9 +1228,9 @@ impl Worker {
 
     fn kill(&mut self) {
         // The whole group: the zygote and a call's child, if one runs.
-        // SAFETY: killpg of the process group this host created for its
-        // own, not yet reaped, child (so the id cannot have been reused).
         if matches!(self.child.try_wait(), Ok(None)) {
+            // SAFETY: killpg of the process group this host created for its
+            // own, not yet reaped, child (so the id cannot have been reused).
             unsafe { libc::killpg(self.child.id() as libc::pid_t, libc::SIGKILL) };
         }
         let _ = self.child.kill();

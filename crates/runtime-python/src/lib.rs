@@ -53,6 +53,7 @@
 //! }
 //! ```
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod engine;
 mod evidence;

@@ -41,6 +41,7 @@
 //! # Ok::<(), morph_core::MorphError>(())
 //! ```
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod engine;
 mod marshal;

@@ -26,6 +26,7 @@
 //! # Ok::<(), morph_core::MorphError>(())
 //! ```
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod engine;
 mod marshal;
