@@ -439,12 +439,23 @@ impl ExtensionManager {
                 .cloned()
                 .unwrap_or_default();
             for listener in targets {
-                if deliveries >= MAX_DELIVERIES_PER_EXECUTION {
+                let refusal = if deliveries >= MAX_DELIVERIES_PER_EXECUTION {
                     let left = self.queue.drop_origin(origin) + 1;
-                    let e = MorphError::quota_exceeded(format!(
+                    Some(MorphError::quota_exceeded(format!(
                         "event deliveries of one execution exceed {MAX_DELIVERIES_PER_EXECUTION}: `{}` and {left} waiting event(s) were not delivered",
                         event.name
-                    ));
+                    )))
+                } else if chain_end <= Instant::now() {
+                    let waiting = self.queue.drop_origin(origin) + 1;
+                    Some(MorphError::timeout(format!(
+                        "event deliveries of one execution exceed its time budget of {} ms (the max_execution_ms of `{extension_id}`): `{}` and {waiting} waiting event(s) were not delivered",
+                        budget.as_millis(),
+                        event.name
+                    )))
+                } else {
+                    None
+                };
+                if let Some(e) = refusal {
                     tracing::warn!(request_id = %text::loggable(&request_id), event = %text::loggable(&event.name), "{}", text::loggable(&e));
                     self.host.audit_refusal(
                         &event.source,
@@ -456,23 +467,6 @@ impl ExtensionManager {
                     return;
                 }
                 let left = chain_end.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    let waiting = self.queue.drop_origin(origin) + 1;
-                    let e = MorphError::timeout(format!(
-                        "event deliveries of one execution exceed its time budget of {} ms (the max_execution_ms of `{extension_id}`): `{}` and {waiting} waiting event(s) were not delivered",
-                        budget.as_millis(),
-                        event.name
-                    ));
-                    tracing::warn!(request_id = %text::loggable(&request_id), event = %text::loggable(&event.name), "{}", text::loggable(&e));
-                    self.host.audit_refusal(
-                        &event.source,
-                        ON_EVENT_ACTION,
-                        request_id,
-                        "events.deliver",
-                        &e,
-                    );
-                    return;
-                }
                 deliveries += 1;
                 let payload = match &event.payload {
                     Value::Object(_) => event.payload.clone(),

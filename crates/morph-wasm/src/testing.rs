@@ -88,3 +88,57 @@ impl<E: WasmEngine> WasmEngine for LinksWithout<E> {
         self.engine.instantiate(linked, context)
     }
 }
+
+/// Loads [`IMPORTS_LOG`] on `engine` with everything granted.
+async fn load_imports_log<E: WasmEngine>(
+    engine: E,
+) -> Result<Box<dyn morph_core::LoadedExtension>> {
+    use morph_core::BaseMorphRuntime as _;
+    let runtime = morph_core::EngineRuntime::new(crate::WasmBackend::new(engine))?;
+    let manifest = morph_core::ExtensionManifest::from_yaml(IMPORTS_LOG_MANIFEST, "manifest.yaml")?;
+    let artifact =
+        morph_core::ExtensionArtifact::from_parts(manifest, IMPORTS_LOG.as_bytes().to_vec());
+    runtime
+        .load(
+            &artifact,
+            Arc::new(morph_core::CapabilityHost::in_memory()),
+            &morph_core::HostPolicy::allow_requested(),
+        )
+        .await
+}
+
+/// The backend test of a fault of Morph's own at instantiation: with
+/// every import linked, [`IMPORTS_LOG`] loads on `make()`'s engine and
+/// runs; with `morph.log` left out ([`LinksWithout`]) the load, or the
+/// first call of the import on an engine that links lazily, fails with
+/// `host_error` whose message contains `message_part`.
+///
+/// # Panics
+/// When the backend does not behave so (it is a test assertion).
+pub async fn assert_a_missing_link_is_host_error<E: WasmEngine>(
+    make: impl Fn() -> E,
+    message_part: &str,
+) {
+    let context = morph_core::ExecutionContext::default();
+    let ext = load_imports_log(make())
+        .await
+        .expect("the module loads with every import linked");
+    let out = ext
+        .execute("run", serde_json::json!({}), &context)
+        .await
+        .expect("and runs");
+    assert_eq!(out, serde_json::json!("ran"));
+    let engine = LinksWithout {
+        engine: make(),
+        missing: "log",
+    };
+    let e = match load_imports_log(engine).await {
+        Ok(ext) => ext
+            .execute("run", serde_json::json!({}), &context)
+            .await
+            .expect_err("ran without `morph.log` linked"),
+        Err(e) => e,
+    };
+    assert_eq!(e.kind(), morph_core::ErrorKind::HostError, "{e}");
+    assert!(e.to_string().contains(message_part), "{e}");
+}

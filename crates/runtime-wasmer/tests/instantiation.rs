@@ -2,59 +2,15 @@
 //! failed to link for a module validation accepted) is `host_error` with
 //! the engine's message, never a guest kind (`trap`, `invalid_module`,
 //! `unsupported`), whether the engine finds it at load or at the first
-//! call of the import.
+//! call of the import (`morph_wasm::testing` holds the test).
 
-use std::sync::Arc;
-
-use morph_core::{
-    BaseMorphRuntime, CapabilityHost, EngineRuntime, ErrorKind, ExecutionContext,
-    ExtensionArtifact, ExtensionManifest, HostPolicy, LoadedExtension,
-};
 use morph_runtime_wasmer::{WasmerEngine, WasmerOptions};
-use morph_wasm::testing::{IMPORTS_LOG, IMPORTS_LOG_MANIFEST, LinksWithout};
-use morph_wasm::{WasmBackend, WasmEngine};
-use serde_json::json;
-
-async fn load<E: WasmEngine>(engine: E) -> morph_core::Result<Box<dyn LoadedExtension>> {
-    let runtime = EngineRuntime::new(WasmBackend::new(engine)).expect("runtime");
-    let manifest =
-        ExtensionManifest::from_yaml(IMPORTS_LOG_MANIFEST, "manifest.yaml").expect("manifest");
-    let artifact = ExtensionArtifact::from_parts(manifest, IMPORTS_LOG.as_bytes().to_vec());
-    runtime
-        .load(
-            &artifact,
-            Arc::new(CapabilityHost::in_memory()),
-            &HostPolicy::allow_requested(),
-        )
-        .await
-}
 
 #[tokio::test]
 async fn a_host_function_morph_failed_to_link_is_host_error() {
-    let ext = load(WasmerEngine::new(WasmerOptions::default()))
-        .await
-        .expect("the module loads with every import linked");
-    let out = ext
-        .execute("run", json!({}), &ExecutionContext::default())
-        .await
-        .expect("and runs");
-    assert_eq!(out, json!("ran"));
-    let engine = LinksWithout {
-        engine: WasmerEngine::new(WasmerOptions::default()),
-        missing: "log",
-    };
-    // At load (engines that link there), or when the guest first calls
-    // the import (wasm3 links lazily).
-    let e = match load(engine).await {
-        Ok(ext) => ext
-            .execute("run", json!({}), &ExecutionContext::default())
-            .await
-            .expect_err("ran without `morph.log` linked"),
-        Err(e) => e,
-    };
-    assert_eq!(e.kind(), ErrorKind::HostError, "{e}");
-    assert!(
-        e.to_string().contains("log"),
-        "the message names the import: {e}"
-    );
+    morph_wasm::testing::assert_a_missing_link_is_host_error(
+        || WasmerEngine::new(WasmerOptions::default()),
+        "log",
+    )
+    .await;
 }

@@ -248,15 +248,16 @@ async fn a_fan_out_of_events_is_bounded_per_execution() {
     );
 }
 
-#[tokio::test]
-async fn an_execution_delivers_only_its_own_events() {
+/// With another caller's event waiting in the queue (its chain `other`,
+/// its request id `other`), how many listener executions an `echo` under
+/// `ctx` runs.
+async fn deliveries_of_another_callers_event(ctx: ExecutionContext) -> usize {
     let s = setup();
     for name in ["kitchen", "listener"] {
         s.manager
             .install(&fixture(name), &HostPolicy::allow_requested())
             .expect("install");
     }
-    // Another caller's event, waiting in the queue.
     s.manager
         .host()
         .publish_events(vec![morph_core::host::Event {
@@ -268,61 +269,31 @@ async fn an_execution_delivers_only_its_own_events() {
             origin: "other".into(),
         }]);
     s.manager
-        .execute(
-            "conformance.kitchen",
-            "echo",
-            json!({"text": "mine"}),
-            &ExecutionContext::default(),
-        )
+        .execute("conformance.kitchen", "echo", json!({"text": "mine"}), &ctx)
         .await
         .expect("execute");
-    let delivered = s
-        .audit
+    s.audit
         .records()
         .iter()
         .filter(|r| r.extension_id == "conformance.listener")
-        .count();
-    assert_eq!(delivered, 0, "another caller's event was delivered");
+        .count()
 }
 
 #[tokio::test]
+async fn an_execution_delivers_only_its_own_events() {
+    let delivered = deliveries_of_another_callers_event(ExecutionContext::default()).await;
+    assert_eq!(delivered, 0, "another caller's event was delivered");
+}
+
+/// A caller that picks the other caller's request id for its own
+/// execution still gets none of that caller's events.
+#[tokio::test]
 async fn a_request_id_cannot_name_another_callers_event_chain() {
-    let s = setup();
-    for name in ["kitchen", "listener"] {
-        s.manager
-            .install(&fixture(name), &HostPolicy::allow_requested())
-            .expect("install");
-    }
-    // Another caller's event, waiting in the queue under its chain.
-    s.manager
-        .host()
-        .publish_events(vec![morph_core::host::Event {
-            source: "conformance.kitchen".into(),
-            name: "conformance.kitchen/done".into(),
-            payload: json!({"from": "another caller"}),
-            request_id: "other".into(),
-            hops: 0,
-            origin: "other".into(),
-        }]);
-    // A caller that picks that request id for its own execution.
-    s.manager
-        .execute(
-            "conformance.kitchen",
-            "echo",
-            json!({"text": "mine"}),
-            &ExecutionContext {
-                request_id: Some("other".into()),
-                ..ExecutionContext::default()
-            },
-        )
-        .await
-        .expect("execute");
-    let delivered = s
-        .audit
-        .records()
-        .iter()
-        .filter(|r| r.extension_id == "conformance.listener")
-        .count();
+    let delivered = deliveries_of_another_callers_event(ExecutionContext {
+        request_id: Some("other".into()),
+        ..ExecutionContext::default()
+    })
+    .await;
     assert_eq!(delivered, 0, "a chosen request id took another's events");
 }
 
