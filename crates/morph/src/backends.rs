@@ -2,6 +2,7 @@
 //! behind its Cargo feature.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -36,6 +37,13 @@ pub struct BackendOptions {
     /// instance on demand). Default `None`: sized from the process's
     /// address space (`ulimit -v`). Other backends ignore it.
     pub wasmtime_pool_slots: Option<u32>,
+    /// The program the `js` and `python` backends start as their worker
+    /// processes: one whose `main` calls `main_if_worker` with the
+    /// engine (the `morph` CLI, or the `morph-worker` binary of
+    /// `crates/morph-script-worker`). Default `None`: this program, which
+    /// then needs the `js` / `python` feature (the engine), not only
+    /// `js-worker` / `python-worker`.
+    pub worker_program: Option<PathBuf>,
 }
 
 /// A backend Morph can run extensions on. Every variant exists in every
@@ -55,13 +63,15 @@ pub enum Backend {
     Wasmi,
     /// wasm3, the C interpreter (feature `wasm3`; needs libclang to build).
     Wasm3,
-    /// JavaScript on Boa in sandboxed worker processes (feature `js`).
+    /// JavaScript on Boa in sandboxed worker processes (feature `js`, or
+    /// `js-worker` with [`BackendOptions::worker_program`]).
     Js,
     /// JavaScript on Boa in the host process; cannot cap memory, so it
     /// loads only under `LimitEnforcement::BestEffort` (feature `js`).
     JsInProcess,
     /// Python on embedded CPython in sandboxed worker processes (feature
-    /// `python`).
+    /// `python`, or `python-worker` with
+    /// [`BackendOptions::worker_program`]).
     Python,
 }
 
@@ -118,8 +128,9 @@ impl Backend {
             Backend::Wasmer => cfg!(feature = "wasmer"),
             Backend::Wasmi => cfg!(feature = "wasmi"),
             Backend::Wasm3 => cfg!(feature = "wasm3"),
-            Backend::Js | Backend::JsInProcess => cfg!(feature = "js"),
-            Backend::Python => cfg!(feature = "python"),
+            Backend::Js => cfg!(feature = "js-worker"),
+            Backend::JsInProcess => cfg!(feature = "js"),
+            Backend::Python => cfg!(feature = "python-worker"),
         }
     }
 
@@ -277,16 +288,24 @@ fn create(
             morph_runtime_wasm3::backend(morph_runtime_wasm3::Wasm3Options::default()),
             executor,
         ),
-        #[cfg(all(feature = "js", target_os = "linux"))]
+        #[cfg(all(feature = "js-worker", target_os = "linux"))]
         Backend::Js => runtime(
-            morph_runtime_js::worker_backend(morph_worker::WorkerOptions::new()?),
+            morph_runtime_js::worker_backend(worker_options(
+                backend,
+                options,
+                cfg!(feature = "js"),
+            )?),
             executor,
         ),
         #[cfg(feature = "js")]
         Backend::JsInProcess => runtime(morph_runtime_js::in_process_backend(), executor),
-        #[cfg(all(feature = "python", target_os = "linux"))]
+        #[cfg(all(feature = "python-worker", target_os = "linux"))]
         Backend::Python => runtime(
-            morph_runtime_python::worker_backend(morph_worker::WorkerOptions::new()?),
+            morph_runtime_python::worker_backend(worker_options(
+                backend,
+                options,
+                cfg!(feature = "python"),
+            )?),
             executor,
         ),
         #[allow(unreachable_patterns)]
@@ -296,6 +315,31 @@ fn create(
             )));
         }
     })
+}
+
+/// The worker settings of a script backend: the program of `options`, or
+/// this program when this build has the engine (`has_engine`).
+#[cfg(all(
+    target_os = "linux",
+    any(feature = "js-worker", feature = "python-worker")
+))]
+fn worker_options(
+    backend: Backend,
+    options: &BackendOptions,
+    has_engine: bool,
+) -> Result<morph_worker::WorkerOptions> {
+    let mut worker = morph_worker::WorkerOptions::new()?;
+    match &options.worker_program {
+        Some(program) => worker.command = morph_worker::WorkerCommand::program(program),
+        None if has_engine => {}
+        None => {
+            return Err(MorphError::unsupported(format!(
+                "backend `{backend}` runs extensions in worker processes of a program with its engine, and this build has only the host side (`{0}-worker` without `{0}`): set a worker program (BackendOptions::worker_program, MorphBuilder::worker_program)",
+                backend.feature()
+            )));
+        }
+    }
+    Ok(worker)
 }
 
 /// The script engines this build can serve in a worker process.

@@ -24,7 +24,10 @@
 //! [`HostPolicy::ceilings`]) grant exactly what the host chooses.
 //!
 //! Backends are Cargo features (`wasmtime`, the default; `wasmtime-pulley`,
-//! `wasmer`, `wasmi`, `wasm3`, `js`, `python`) and [`Backend`] variants;
+//! `wasmer`, `wasmi`, `wasm3`, `js`, `python`; `js-worker` and
+//! `python-worker` are the host side of the script backends alone, for a
+//! host whose workers are another program, see
+//! [`MorphBuilder::worker_program`]) and [`Backend`] variants;
 //! providers too (`persistent` for all of them over a data directory, or
 //! `http`, `redb`, `fs`, `vault-file`, `audit-log`, `module-cache`). With
 //! `default-features = false, features = ["wasmi"]` the library is pure
@@ -155,6 +158,14 @@ impl MorphBuilder {
     ))]
     pub fn module_cache(mut self, cache: Arc<dyn CompiledModuleCache>) -> Self {
         self.options.module_cache = Some(cache);
+        self
+    }
+
+    /// Starts the `js` and `python` backends' worker processes from
+    /// `program` (one whose `main` calls `main_if_worker` with the engine,
+    /// such as the `morph` CLI or `morph-worker`). Default: this program.
+    pub fn worker_program(mut self, program: impl Into<std::path::PathBuf>) -> Self {
+        self.options.worker_program = Some(program.into());
         self
     }
 

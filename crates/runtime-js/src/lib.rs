@@ -75,16 +75,19 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "engine")]
 mod engine;
+#[cfg(feature = "engine")]
 mod marshal;
+#[cfg(feature = "engine")]
 pub mod nesting;
 
+#[cfg(feature = "engine")]
 use std::sync::Arc;
 
-use morph_core::{
-    Backend, EffectivePolicy, Enforcement, EngineLimit, EntryCode, PreparedExtension, RuntimeInfo,
-    RuntimeKind, ScriptBackend,
-};
+#[cfg(feature = "engine")]
+use morph_core::{Backend, EffectivePolicy, EntryCode, PreparedExtension, ScriptBackend};
+use morph_core::{Enforcement, EngineLimit, RuntimeInfo, RuntimeKind};
 #[cfg(target_os = "linux")]
 use morph_worker::{WorkerBackend, WorkerOptions};
 
@@ -112,6 +115,7 @@ pub const VALUE_STACK_LIMIT: usize = 256 * 1024;
 /// [`ScriptEngine`](morph_core::ScriptEngine) for [`ScriptBackend`] (in
 /// process) and for [`WorkerBackend`] workers (give it to
 /// [`main_if_worker`](morph_worker::main_if_worker)).
+#[cfg(feature = "engine")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsEngine;
 
@@ -170,8 +174,10 @@ pub const NATIVE_STACK: usize = 16 << 20;
 /// The `js-inprocess` backend ([`in_process_backend`]): a
 /// [`ScriptBackend`] that asks for [`NATIVE_STACK`] on its execution
 /// threads.
+#[cfg(feature = "engine")]
 pub struct InProcessBackend(ScriptBackend);
 
+#[cfg(feature = "engine")]
 impl Backend for InProcessBackend {
     fn info(&self) -> RuntimeInfo {
         self.0.info()
@@ -194,6 +200,7 @@ impl Backend for InProcessBackend {
 /// execution threads (never on one with less than [`NATIVE_STACK`]).
 /// `max_memory_mb` is not enforced (see the crate docs), so loading needs
 /// `LimitEnforcement::BestEffort`.
+#[cfg(feature = "engine")]
 pub fn in_process_backend() -> InProcessBackend {
     InProcessBackend(ScriptBackend::new(Arc::new(JsEngine), in_process_info()))
 }

@@ -55,14 +55,18 @@
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+#[cfg(feature = "engine")]
 mod engine;
+#[cfg(feature = "engine")]
 mod evidence;
+#[cfg(feature = "engine")]
 mod sandbox;
 
 use morph_core::{Enforcement, EngineLimit, RuntimeInfo, RuntimeKind};
 #[cfg(target_os = "linux")]
 use morph_worker::{WorkerBackend, WorkerOptions};
 
+#[cfg(feature = "engine")]
 pub use engine::{PRELOADED_MODULES, PythonEngine, RECURSION_LIMIT};
 
 /// The backend name users choose.
