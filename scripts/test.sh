@@ -4,7 +4,8 @@
 # suite on every backend: each backend crate runs it as `cargo test`
 # trials, and the CLI test runs the matrix of a build with every backend
 # feature), and a check that the library builds for a system without
-# worker processes (macOS, with Debian's rustc-web and -Zbuild-std).
+# worker processes (macOS, with Debian's rustc-web and -Zbuild-std), and
+# the Python package (bindings/python) with its pytest suite.
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 cargo fmt --all -- --check
@@ -26,3 +27,14 @@ fi
 RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$CARGO_TARGET_DIR/cross" \
   /usr/bin/cargo check --locked -p morph --no-default-features --features js,wasmi \
   --target x86_64-apple-darwin -Zbuild-std=std,panic_abort
+
+# The Python package: its own cargo workspace (an abi3 extension module),
+# linted like the rest, built and installed by its one pip command into a
+# virtual environment outside the clone (reused), then its tests.
+PYO3_BUILD_EXTENSION_MODULE=1 cargo fmt --manifest-path bindings/python/Cargo.toml -- --check
+PYO3_BUILD_EXTENSION_MODULE=1 cargo clippy --manifest-path bindings/python/Cargo.toml --all-targets --locked -- -D warnings
+venv="${MORPH_PYTHON_VENV:-$HOME/.cache/morph/venv}"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pytest --version >/dev/null 2>&1 || "$venv/bin/pip" install -q "pytest>=8"
+"$venv/bin/pip" install -q --force-reinstall --no-deps ./bindings/python
+"$venv/bin/python" -m pytest -q bindings/python/tests

@@ -1,0 +1,104 @@
+"""Every extension kind from a Python host: describe, execute, context,
+secrets, errors as exception classes per kind."""
+
+from __future__ import annotations
+
+import pytest
+
+import morph_runtime as morph
+from morph_fixtures import EXAMPLES, KINDS, fixture_as
+
+ALL = list(KINDS)
+
+
+@pytest.mark.parametrize("kind", ALL)
+def test_hello_describes_and_executes_on_every_kind(host, kind):
+    hello = host.load(EXAMPLES / KINDS[kind][0], morph.HostPolicy.allow_requested())
+    assert hello.extension_id == f"example.{KINDS[kind][0]}"
+    assert [a["name"] for a in hello.describe()["actions"]] == ["hello", "whoami", "secret"]
+    assert hello.execute("hello") == {"message": "Hello from a Morph extension"}
+    result, report = hello.execute_with_report("hello", {}, {"request_id": f"r-{kind}"})
+    assert result == {"message": "Hello from a Morph extension"}
+    assert report["request_id"] == f"r-{kind}" and {"duration", "host_calls"} <= set(report)
+    context = hello.execute("whoami", {}, {"user_id": "u-1", "space_id": "s-9"})
+    assert context["user_id"] == "u-1" and context["space_id"] == "s-9"
+    assert context["extension_id"] == hello.extension_id and context["action"] == "whoami"
+
+
+@pytest.mark.parametrize("kind", ALL)
+def test_secrets_come_from_the_configured_vault_and_only_when_granted(host, kind):
+    path = EXAMPLES / KINDS[kind][0]
+    granted = host.load(path, morph.HostPolicy().grant(morph.Permission.VAULT_READ))
+    assert granted.execute("secret") == {"ok": "hi"}
+    refused = host.load(path, morph.HostPolicy())
+    assert refused.execute("secret")["err"]["code"] == "permission_denied"
+
+
+@pytest.mark.parametrize("kind", ALL)
+def test_errors_are_exception_classes_per_kind(kitchens, kind):
+    kitchen = kitchens[kind]
+    with pytest.raises(morph.ExtensionError) as failed:
+        kitchen.execute("fail")
+    assert failed.value.kind == "extension_error" and failed.value.code == "bad_input"
+    with pytest.raises(morph.UnknownAction, match="no_such_action"):
+        kitchen.execute("no_such_action")
+    with pytest.raises(morph.InvalidParams, match="text"):
+        kitchen.execute("echo", {"count": 1})
+    assert all(issubclass(cls, morph.MorphError) for cls in morph.ERRORS.values())
+
+
+def test_a_wasm_trap_is_trap(kitchens):
+    with pytest.raises(morph.Trap):
+        kitchens["wasm"].execute("trap")
+    assert kitchens["wasm"].execute("echo", {"text": "again"})["params"] == {"text": "again"}
+
+
+def test_the_policy_is_the_hosts_and_must_be_stated(host):
+    with pytest.raises(TypeError, match="HostPolicy"):
+        host.load(EXAMPLES / "hello", None)
+    with pytest.raises(TypeError):
+        host.load(EXAMPLES / "hello")  # no policy: no silent grant
+    nothing = host.load(EXAMPLES / "hello", morph.HostPolicy())
+    assert "vault:read" not in nothing.granted
+
+
+def test_bad_extensions_are_refused_with_their_kind(host, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.yaml").write_text("extension_id: x\nversion: [1\n")
+    with pytest.raises(morph.InvalidManifest):
+        host.load(broken, morph.HostPolicy())
+    with pytest.raises(morph.MorphError) as missing:
+        host.load(tmp_path / "does-not-exist", morph.HostPolicy())
+    assert missing.value.kind in {"not_found", "io_error", "invalid_manifest"}
+    garbage = fixture_as("kitchen", "js", tmp_path)
+    (garbage / "extension.js").write_text("function describe( {")
+    with pytest.raises(morph.InvalidModule):
+        host.load(garbage, morph.HostPolicy.allow_requested())
+
+
+def test_runtimes_list_a_backend_per_kind(host):
+    kinds = {kind for info in host.runtimes() for kind in info["kinds"]}
+    assert kinds == {"wasm", "js", "python"}
+    assert {"wasmtime", "wasmi", "js", "python"} <= set(morph.COMPILED_BACKENDS)
+
+
+def test_another_wasm_backend_by_name(tmp_path):
+    wasmi = morph.Morph(backends=["wasmi"])
+    assert [info["name"] for info in wasmi.runtimes() if "wasm" in info["kinds"]] == ["wasmi"]
+    hello = wasmi.load(EXAMPLES / "hello", morph.HostPolicy())
+    assert hello.execute("hello") == {"message": "Hello from a Morph extension"}
+    with pytest.raises(morph.NotFound, match="wasmtimee"):
+        morph.Morph(backends=["wasmtimee"])
+
+
+@pytest.mark.parametrize("kind", ALL)
+def test_executions_can_run_on_the_calling_thread(tmp_path, kind):
+    inline = morph.Morph(executor="inline")
+    policy = morph.HostPolicy.allow_requested(ceilings=morph.ResourceLimits(max_execution_ms=300))
+    kitchen = inline.load(fixture_as("kitchen", kind, tmp_path), policy)
+    assert kitchen.execute("echo", {"text": "here"})["params"] == {"text": "here"}
+    with pytest.raises(morph.Timeout):
+        kitchen.execute("loop")
+    with pytest.raises(ValueError, match="executor"):
+        morph.Morph(executor="threads")
