@@ -300,6 +300,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Ext>()?;
     m.add("NativeError", m.py().get_type::<NativeError>())?;
     m.add(
+        "ERROR_KINDS",
+        morph::ErrorKind::ALL
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>(),
+    )?;
+    m.add(
         "COMPILED_BACKENDS",
         Backend::compiled()
             .iter()

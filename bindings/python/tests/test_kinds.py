@@ -47,6 +47,12 @@ def test_errors_are_exception_classes_per_kind(kitchens, kind):
     assert all(issubclass(cls, morph.MorphError) for cls in morph.ERRORS.values())
 
 
+def test_every_error_kind_has_its_class():
+    from morph_runtime import _native
+
+    assert sorted(morph.ERRORS) == sorted(_native.ERROR_KINDS)
+
+
 def test_a_wasm_trap_is_trap(kitchens):
     with pytest.raises(morph.Trap):
         kitchens["wasm"].execute("trap")
