@@ -13,12 +13,14 @@
 //! and no libpython in this library.
 #![forbid(unsafe_code)]
 
+mod providers;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use morph::host::{MemoryAuditSink, MemoryVault, SandboxFs, UreqHttp, VaultProvider};
+use morph::host::{EventBus, MemoryAuditSink, MemoryVault, SandboxFs, UreqHttp, VaultProvider};
 use morph::{
     Backend, CapabilityHost, CapabilityHostBuilder, ExecutionContext, ExecutionReport, Executor,
     Extension, HostPolicy, Morph, MorphError, RuntimeKind,
@@ -93,11 +95,20 @@ struct Host {
 
 #[pymethods]
 impl Host {
-    /// A host from the JSON of a `HostConfig`.
+    /// A host from the JSON of a `HostConfig`, with the vault and event
+    /// sink the application wrote in Python, if any.
     #[new]
-    fn new(py: Python<'_>, config_json: &str) -> PyResult<Self> {
+    #[pyo3(signature = (config_json, vault=None, on_event=None))]
+    fn new(
+        py: Python<'_>,
+        config_json: &str,
+        vault: Option<Py<PyAny>>,
+        on_event: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
         let config: HostConfig = parse("Morph configuration", config_json)?;
-        py.detach(|| build_host(config))
+        let vault = vault.map(|v| Arc::new(providers::PyVault(v)) as Arc<dyn VaultProvider>);
+        let events = on_event.map(|f| Arc::new(providers::PyEventSink(f)) as Arc<dyn EventBus>);
+        py.detach(|| build_host(config, vault, events))
     }
 
     /// Loads the extension in directory `path` under the policy in
@@ -131,7 +142,11 @@ impl Host {
     }
 }
 
-fn build_host(config: HostConfig) -> PyResult<Host> {
+fn build_host(
+    config: HostConfig,
+    python_vault: Option<Arc<dyn VaultProvider>>,
+    events: Option<Arc<dyn EventBus>>,
+) -> PyResult<Host> {
     let mut builder = Morph::builder();
     for name in config.backends.iter().flatten() {
         builder = builder.backend(name.parse::<Backend>().map_err(morph_err)?);
@@ -148,9 +163,14 @@ fn build_host(config: HostConfig) -> PyResult<Host> {
             )));
         }
     }
-    let vault: Option<Arc<dyn VaultProvider>> = match &config.secrets {
-        Some(secrets) => Some(vault_of(secrets)?),
-        None => None,
+    let vault: Option<Arc<dyn VaultProvider>> = match (&config.secrets, python_vault) {
+        (Some(_), Some(_)) => {
+            return Err(PyValueError::new_err(
+                "secrets and vault: give one of them, not both",
+            ));
+        }
+        (Some(secrets), None) => Some(vault_of(secrets)?),
+        (None, vault) => vault,
     };
     let mut audit = None;
     let host: CapabilityHostBuilder = match &config.data_dir {
@@ -181,6 +201,10 @@ fn build_host(config: HostConfig) -> PyResult<Host> {
             }
             host
         }
+    };
+    let host = match events {
+        Some(events) => host.events(events),
+        None => host,
     };
     let morph = builder.host(host).build().map_err(morph_err)?;
     Ok(Host { morph, audit })

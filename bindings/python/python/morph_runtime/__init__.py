@@ -26,7 +26,7 @@ import functools
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from . import _native
 from .errors import (
@@ -99,6 +99,37 @@ def _native_call(fn, *args):
         return fn(*args)
     except _native.NativeError as error:
         raise from_native(error) from None
+
+
+class _VaultAdapter:
+    """The native side's view of an application's vault object."""
+
+    def __init__(self, vault):
+        if not callable(getattr(vault, "get_secret", None)):
+            raise TypeError("vault: an object with get_secret(extension_id, key)")
+        self._vault = vault
+
+    def get(self, extension_id: str, key: str) -> str | None:
+        value = self._vault.get_secret(extension_id, key)
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"get_secret returned {type(value).__name__}, not str or None")
+        return value
+
+    def set(self, extension_id: str, key: str, value: str) -> None:
+        setter = getattr(self._vault, "set_secret", None)
+        if setter is None:
+            raise NotImplementedError("the vault is read-only")
+        setter(extension_id, key, value)
+
+
+def _event_sink(on_event: Callable[[dict], Any]) -> Callable[[str], None]:
+    if not callable(on_event):
+        raise TypeError("on_event: a callable taking an event dict")
+
+    def publish(event_json: str) -> None:
+        on_event(json.loads(event_json))
+
+    return publish
 
 
 class Extension:
@@ -180,6 +211,14 @@ class Morph:
     environment). ``http``: serve ``http.fetch`` without a data dir.
     ``files_dir``: sandboxed ``fs.*`` files there without a data dir.
     ``worker_program``: the script worker (default: the packaged one).
+    ``vault``: the application's own secret store instead of ``secrets``,
+    an object with ``get_secret(extension_id, key) -> str | None`` and,
+    to let extensions write, ``set_secret(extension_id, key, value)``
+    (without it ``vault.set_secret`` is ``unsupported``). ``on_event``: a
+    callable given every event an extension emits (a dict with
+    ``source``, ``name``, ``payload``, ``request_id``, ...), after its
+    execution succeeds. Both are called from Morph's threads; what they
+    raise is the host call's ``host_error``, never the application's.
     ``executor``: ``"pool"`` runs executions on Morph's own execution
     threads (16 MiB stacks, a watchdog backstop; the default), ``"inline"``
     on the calling Python thread (no hop between threads: cheaper per
@@ -195,6 +234,8 @@ class Morph:
         http: bool = False,
         files_dir: str | os.PathLike | None = None,
         worker_program: str | os.PathLike | None = None,
+        vault: Any = None,
+        on_event: Callable[[dict], Any] | None = None,
         executor: str = "pool",
     ):
         program = Path(worker_program) if worker_program is not None else globals()["worker_program"]()
@@ -207,7 +248,9 @@ class Morph:
             "worker_program": os.fspath(program),
             "executor": executor,
         }
-        self._native = _native_call(_native.Host, json.dumps(config))
+        adapter = None if vault is None else _VaultAdapter(vault)
+        sink = None if on_event is None else _event_sink(on_event)
+        self._native = _native_call(_native.Host, json.dumps(config), adapter, sink)
 
     def load(self, path: str | os.PathLike, policy: HostPolicy) -> Extension:
         """Loads the extension in directory ``path`` under ``policy`` (the
