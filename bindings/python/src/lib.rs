@@ -317,10 +317,19 @@ impl Ext {
     }
 }
 
+/// `text` (from an extension) with every character a terminal could act on
+/// written as a visible escape, backslashes doubled: Morph's
+/// `text::escape_untrusted`, for showing guest text to a person.
+#[pyfunction]
+fn escape_untrusted(text: &str) -> String {
+    morph::text::escape_untrusted(text).into_owned()
+}
+
 /// The native module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Host>()?;
+    m.add_function(wrap_pyfunction!(escape_untrusted, m)?)?;
     m.add_class::<Ext>()?;
     m.add("NativeError", m.py().get_type::<NativeError>())?;
     m.add(

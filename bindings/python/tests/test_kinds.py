@@ -108,3 +108,24 @@ def test_executions_can_run_on_the_calling_thread(tmp_path, kind):
         kitchen.execute("loop")
     with pytest.raises(ValueError, match="executor"):
         morph.Morph(executor="threads")
+
+
+def test_guest_text_in_an_error_cannot_drive_the_terminal(host, tmp_path):
+    # A Python extension whose error code and message carry a newline
+    # (a forged second line), ESC sequences (clear screen, set the title)
+    # and a right-to-left override.
+    forger = fixture_as("minimal", "python", tmp_path)
+    source = (forger / "extension.py").read_text()
+    source = source.replace(
+        'return "ran"',
+        'import morph\n    raise morph.ExtensionError("c\\x1b[2J", "ok\\nerror[timeout]: forged\\x1b]0;owned\\x07 \\u202e")',
+    )
+    (forger / "extension.py").write_text(source)
+    extension = host.load(forger, morph.HostPolicy())
+    with pytest.raises(morph.ExtensionError) as raised:
+        extension.execute("run")
+    shown = str(raised.value)
+    assert not any(c in shown for c in "\n\x1b\x07\u202e"), shown
+    assert "error[timeout]: forged" in shown and "\\n" in shown
+    # The data keeps the text as it was.
+    assert raised.value.message.startswith("ok\nerror[timeout]") and raised.value.code == "c\x1b[2J"

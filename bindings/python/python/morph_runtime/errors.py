@@ -3,10 +3,16 @@
 Every class derives from :class:`MorphError`, which carries the ``kind``
 string the conformance suite compares, the ``message`` (naming the file,
 field, action or op concerned) and, for ``extension_error``, the guest's
-``code``.
+``code``. ``message`` and ``code`` are the text as it is, and may hold
+what an untrusted extension chose (newlines, terminal escape sequences);
+``str()`` of the exception, which tracebacks and logs print, shows them
+escaped (``\\n``, ``\\u{1b}``), so an extension cannot forge lines or
+drive the terminal.
 """
 
 from __future__ import annotations
+
+from ._native import escape_untrusted as _escape
 
 
 class MorphError(Exception):
@@ -15,14 +21,14 @@ class MorphError(Exception):
     kind = "morph_error"
 
     def __init__(self, message: str, code: str | None = None):
-        super().__init__(message)
+        super().__init__(message, code)
         self.message = message
         self.code = code
 
     def __str__(self) -> str:
         if self.code:
-            return f"{self.kind} [{self.code}]: {self.message}"
-        return f"{self.kind}: {self.message}"
+            return f"{self.kind} [{_escape(self.code)}]: {_escape(self.message)}"
+        return f"{self.kind}: {_escape(self.message)}"
 
 
 def _kind(name: str, kind: str, doc: str) -> type[MorphError]:
