@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from morph_runtime import Morph
+from morph_runtime import Morph, escape_untrusted
 from morph_runtime.integration import (
     ActionDefinition,
     ActionResult,
@@ -85,7 +85,8 @@ async def main():
         manager.execute("hello-py", "nope"),
     )
     for result in results:
-        print(result.data if result.success else f"error[{result.error_kind}]: {result.error}")
+        # An extension chose the text of its errors: escape it for the terminal.
+        print(result.data if result.success else f"error[{result.error_kind}]: {escape_untrusted(result.error)}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import maturin
 from maturin import (  # noqa: F401  (re-exported PEP 517 hooks)
-    build_sdist,
     get_requires_for_build_editable,
     get_requires_for_build_sdist,
     get_requires_for_build_wheel,
@@ -72,17 +71,30 @@ def _add_to_wheel(wheel: Path, worker: Path):
     rewritten = wheel.with_suffix(".tmp")
     with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as out:
         record = next(n for n in source.namelist() if n.endswith(".dist-info/RECORD"))
-        for item in source.infolist():
-            if item.filename not in (record, WORKER):
-                out.writestr(item, source.read(item))
+        # The package's files first, .dist-info last (PEP 427).
+        items = [i for i in source.infolist() if i.filename not in (record, WORKER)]
+        items.sort(key=lambda i: ".dist-info/" in i.filename)
         entry = zipfile.ZipInfo(WORKER, date_time=(1980, 1, 1, 0, 0, 0))
         entry.external_attr = 0o100755 << 16
+        entry.create_system = 3
         entry.compress_type = zipfile.ZIP_DEFLATED
+        first_meta = next((n for n, i in enumerate(items) if ".dist-info/" in i.filename), len(items))
+        for item in items[:first_meta]:
+            out.writestr(item, source.read(item))
         out.writestr(entry, data)
+        for item in items[first_meta:]:
+            out.writestr(item, source.read(item))
         lines = [line for line in source.read(record).decode().splitlines() if not line.startswith(WORKER + ",")]
         lines.insert(len(lines) - 1, f"{WORKER},sha256={digest},{len(data)}")
         out.writestr(source.getinfo(record), "\n".join(lines) + "\n")
     rewritten.replace(wheel)
+
+
+def build_sdist(sdist_directory, config_settings=None):
+    raise RuntimeError(
+        "morph-runtime builds from the repository (pip install ./bindings/python): "
+        "the worker it ships is built from the whole workspace, which an sdist of this directory lacks"
+    )
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):

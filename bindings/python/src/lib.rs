@@ -13,6 +13,7 @@
 //! and no libpython in this library.
 #![forbid(unsafe_code)]
 
+mod interruptible;
 mod providers;
 
 use std::collections::BTreeMap;
@@ -23,7 +24,7 @@ use std::time::Instant;
 use morph::host::{EventBus, MemoryAuditSink, MemoryVault, SandboxFs, UreqHttp, VaultProvider};
 use morph::{
     Backend, CapabilityHost, CapabilityHostBuilder, ExecutionContext, ExecutionReport, Executor,
-    Extension, HostPolicy, Morph, MorphError, RuntimeKind,
+    ExecutorOptions, Extension, HostPolicy, Morph, MorphError, RuntimeKind,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
@@ -73,6 +74,9 @@ struct HostConfig {
     /// Where executions run: `pool` (Morph's execution threads, the
     /// default) or `inline` (the calling Python thread, GIL released).
     executor: Option<String>,
+    /// Threads of this host's own pool (default: Morph's shared pool, as
+    /// many threads as CPUs).
+    threads: Option<usize>,
 }
 
 fn vault_of(secrets: &BTreeMap<String, BTreeMap<String, String>>) -> PyResult<Arc<MemoryVault>> {
@@ -132,10 +136,11 @@ impl Host {
 
     /// The audit records so far, as JSON (`None` with a data directory:
     /// they are in its `audit.jsonl`).
-    fn audit_json(&self) -> PyResult<Option<String>> {
+    fn audit_json(&self, py: Python<'_>) -> PyResult<Option<String>> {
         match &self.audit {
             None => Ok(None),
-            Some(audit) => serde_json::to_string(&audit.records())
+            Some(audit) => py
+                .detach(|| serde_json::to_string(&audit.records()))
                 .map(Some)
                 .map_err(|e| PyValueError::new_err(e.to_string())),
         }
@@ -154,10 +159,26 @@ fn build_host(
     if let Some(program) = config.worker_program {
         builder = builder.worker_program(program);
     }
-    match config.executor.as_deref() {
-        None | Some("pool") => {}
-        Some("inline") => builder = builder.executor(Executor::inline()),
-        Some(other) => {
+    match (config.executor.as_deref(), config.threads) {
+        (None | Some("pool"), None) => {}
+        (None | Some("pool"), Some(0)) => {
+            return Err(PyValueError::new_err("threads: at least 1"));
+        }
+        (None | Some("pool"), Some(threads)) => {
+            let options = ExecutorOptions {
+                threads,
+                max_replaced: threads,
+                ..ExecutorOptions::default()
+            };
+            builder = builder.executor(Executor::new(options).map_err(morph_err)?);
+        }
+        (Some("inline"), Some(_)) => {
+            return Err(PyValueError::new_err(
+                "threads: only for the pool executor, not inline",
+            ));
+        }
+        (Some("inline"), None) => builder = builder.executor(Executor::inline()),
+        (Some(other), _) => {
             return Err(PyValueError::new_err(format!(
                 "executor: `{other}` is neither `pool` nor `inline`"
             )));
@@ -174,6 +195,11 @@ fn build_host(
     };
     let mut audit = None;
     let host: CapabilityHostBuilder = match &config.data_dir {
+        Some(_) if config.files_dir.is_some() => {
+            return Err(PyValueError::new_err(
+                "files_dir: a data directory keeps the files in its files/ (give one of them)",
+            ));
+        }
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| {
                 morph_err(MorphError::io_error(format!(
@@ -235,7 +261,8 @@ impl Ext {
     ) -> PyResult<(PyResult<Value>, ExecutionReport)> {
         let params: Value = parse("params", params_json)?;
         let context = context_of(context_json)?;
-        let execution = py.detach(|| self.extension.execute_blocking(action, params, &context));
+        let execution = self.extension.execute_with(action, params, &context);
+        let execution = py.detach(|| interruptible::block_on(execution))?;
         Ok((execution.result.map_err(morph_err), execution.report))
     }
 }
@@ -317,6 +344,16 @@ impl Ext {
     }
 }
 
+/// The manifest of the extension in directory `path`, as JSON, read and
+/// validated as a load would (without loading it).
+#[pyfunction]
+fn manifest_json_of(py: Python<'_>, path: PathBuf) -> PyResult<String> {
+    let manifest = py
+        .detach(|| morph::ExtensionManifest::from_dir(&path))
+        .map_err(morph_err)?;
+    serde_json::to_string(&manifest).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
 /// `text` (from an extension) with every character a terminal could act on
 /// written as a visible escape, backslashes doubled: Morph's
 /// `text::escape_untrusted`, for showing guest text to a person.
@@ -330,6 +367,7 @@ fn escape_untrusted(text: &str) -> String {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Host>()?;
     m.add_function(wrap_pyfunction!(escape_untrusted, m)?)?;
+    m.add_function(wrap_pyfunction!(manifest_json_of, m)?)?;
     m.add_class::<Ext>()?;
     m.add("NativeError", m.py().get_type::<NativeError>())?;
     m.add(

@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from morph_fixtures import KINDS
+import morph_runtime as morph
+from morph_fixtures import KINDS, fixture_as
 
 ALL = list(KINDS)
 
@@ -33,7 +34,15 @@ def test_threads_get_their_own_results_on_every_kind(kitchens):
 def test_a_running_extension_does_not_hold_the_gil(kitchens, kind):
     # The loop runs until its 2 s limit; meanwhile this thread keeps
     # executing other calls, which it could not if the GIL were held.
-    looping = threading.Thread(target=lambda: pytest.raises(Exception, kitchens[kind].execute, "loop"))
+    outcome = []
+
+    def loop():
+        try:
+            kitchens[kind].execute("loop")
+        except morph.MorphError as error:
+            outcome.append(error.kind)
+
+    looping = threading.Thread(target=loop)
     looping.start()
     # Let it get into the call; a call holding the GIL would keep this
     # thread asleep until the loop's end.
@@ -45,6 +54,7 @@ def test_a_running_extension_does_not_hold_the_gil(kitchens, kind):
     still_running = looping.is_alive()
     looping.join()
     assert done == 5 and still_running
+    assert outcome == ["timeout"]
 
 
 def test_asyncio_tasks_run_concurrently_without_blocking_the_loop(kitchens):
@@ -74,3 +84,50 @@ def test_asyncio_tasks_run_concurrently_without_blocking_the_loop(kitchens):
     assert getattr(error, "kind", None) == "timeout"
     # The loop ran 2 s; the event loop ticked meanwhile.
     assert ticks > 10
+
+
+def test_a_host_sized_pool_runs_that_many_executions_at_once(tmp_path):
+    # Eight 1 s loops: on an 8-thread pool they end together, about 1 s
+    # after they start; Morph's shared pool (one thread per CPU) would run
+    # them in turns.
+    host = morph.Morph(threads=8)
+    policy = morph.HostPolicy.allow_requested(ceilings=morph.ResourceLimits(max_execution_ms=1000))
+    kitchen = host.load(fixture_as("kitchen", "wasm", tmp_path), policy)
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        kinds = list(pool.map(lambda _: _kind_of(kitchen, "loop"), range(8)))
+    elapsed = time.monotonic() - started
+    assert kinds == ["timeout"] * 8
+    assert elapsed < 3.0, f"eight 1 s executions took {elapsed:.1f} s on eight threads"
+    with pytest.raises(ValueError, match="threads"):
+        morph.Morph(threads=0)
+
+
+def _kind_of(extension, action):
+    try:
+        extension.execute(action)
+        return "ok"
+    except morph.MorphError as error:
+        return error.kind
+
+
+def test_async_calls_leave_the_event_loops_default_executor_free(tmp_path):
+    host = morph.Morph(threads=8)
+    policy = morph.HostPolicy.allow_requested(ceilings=morph.ResourceLimits(max_execution_ms=2000))
+    kitchen = host.load(fixture_as("kitchen", "wasm", tmp_path), policy)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loops = [asyncio.create_task(kitchen.execute_async("loop")) for _ in range(8)]
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        await loop.run_in_executor(None, lambda: None)
+        waited = time.monotonic() - started
+        results = await asyncio.gather(*loops, return_exceptions=True)
+        return waited, results
+
+    waited, results = asyncio.run(main())
+    assert all(getattr(r, "kind", None) == "timeout" for r in results), results
+    # Eight 2 s executions on the default executor (min(32, CPUs + 4)
+    # threads) would hold it for 2 s.
+    assert waited < 1.0, f"the default executor was busy for {waited:.1f} s"

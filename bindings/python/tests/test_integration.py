@@ -51,7 +51,7 @@ def test_permissions_and_limits_are_the_hosts_grant(host, tmp_path):
 
 
 def test_the_kind_is_checked(host):
-    with pytest.raises(morph.MorphError, match="not js"):
+    with pytest.raises(morph.Unsupported, match="not js"):
         JsIntegration(EXAMPLES / "hello", morph=host)
 
 
@@ -74,3 +74,18 @@ def test_the_example_host_application_runs():
     assert lines[8] == str({"ok": "hi"})
     assert "permission_denied" in lines[9]
     assert lines[10].startswith("error[unknown_action]")
+
+
+def test_the_adapter_reports_what_it_granted_and_fails_softly(host, tmp_path):
+    kitchen = MorphIntegration(
+        fixture_as("kitchen", "wasm", tmp_path),
+        permissions=(p for p in [ExtensionPermission.DATA_READ]),
+        morph=host,
+    )
+    assert kitchen.permissions == (ExtensionPermission.DATA_READ,)
+    assert kitchen.execute_sync("call", {"op": "data.list", "args": {"prefix": ""}}).data == {"ok": []}
+    # The application's context may carry more than Morph's fields.
+    seen = kitchen.execute_sync("echo", {"text": "x"}, {"user_id": "u", "session_id": "s"})
+    assert seen.success and seen.data["context"]["user_id"] == "u"
+    bad = kitchen.execute_sync("echo", {"text": object()})
+    assert not bad.success and bad.error_kind == "invalid_params"

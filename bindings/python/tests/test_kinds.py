@@ -3,6 +3,8 @@ secrets, errors as exception classes per kind."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 import morph_runtime as morph
@@ -129,3 +131,64 @@ def test_guest_text_in_an_error_cannot_drive_the_terminal(host, tmp_path):
     assert "error[timeout]: forged" in shown and "\\n" in shown
     # The data keeps the text as it was.
     assert raised.value.message.startswith("ok\nerror[timeout]") and raised.value.code == "c\x1b[2J"
+
+
+def test_ctrl_c_interrupts_a_long_execution_and_cancels_it(tmp_path):
+    import signal
+    import threading
+    import time
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(signum, frame):
+        raise Interrupted()
+
+    host = morph.Morph()
+    policy = morph.HostPolicy.allow_requested(ceilings=morph.ResourceLimits(max_execution_ms=10_000))
+    kitchen = host.load(fixture_as("kitchen", "wasm", tmp_path), policy)
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        started = time.monotonic()
+        with pytest.raises(Interrupted):
+            kitchen.execute("loop")
+        waited = time.monotonic() - started
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    # Well before the 10 s limit; and the extension is usable again.
+    assert waited < 5.0, f"the interrupt waited {waited:.1f} s"
+    assert kitchen.execute("echo", {"text": "again"})["params"] == {"text": "again"}
+
+
+def test_an_inline_host_refuses_threads_with_a_small_stack(tmp_path):
+    import threading
+
+    inline = morph.Morph(executor="inline")
+    kitchen = inline.load(fixture_as("kitchen", "wasm", tmp_path), morph.HostPolicy.allow_requested())
+    outcome = []
+
+    def run():
+        try:
+            kitchen.execute("recurse")
+        except morph.MorphError as error:
+            outcome.append(error.kind)
+
+    threading.stack_size(256 << 10)
+    try:
+        small = threading.Thread(target=run)
+        small.start()
+        small.join()
+    finally:
+        threading.stack_size(0)
+    assert outcome == ["unsupported"]
+    with pytest.raises(morph.StackOverflow):
+        kitchen.execute("recurse")
+
+
+def test_limits_are_positive_integers():
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(ValueError, match="max_execution_ms"):
+            morph.ResourceLimits(max_execution_ms=bad)
+    with pytest.raises(ValueError, match="http"):
+        morph.Morph(data_dir="/tmp/x", http=False)

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from . import HostPolicy, Morph, MorphError, ResourceLimits
+from . import HostPolicy, Morph, MorphError, ResourceLimits, Unsupported, read_manifest
 from .policy import Permission
 
 #: The seed's name for a capability permission (``ExtensionPermission.HTTP_READ``
@@ -71,6 +71,26 @@ class ActionResult:
     error_code: str | None = None
 
 
+#: The context fields Morph passes to an extension; an application's
+#: context may carry more, which integrations leave out.
+CONTEXT_FIELDS = ("request_id", "user_id", "group_id", "space_id", "config")
+
+
+def _context(context: Mapping[str, Any] | None) -> dict | None:
+    if context is None:
+        return None
+    return {k: v for k, v in context.items() if k in CONTEXT_FIELDS and v is not None}
+
+
+def _failed(error: Exception) -> ActionResult:
+    """A failed ActionResult: a Morph error with its kind, or parameters
+    that are not JSON (``invalid_params``). Messages may hold an
+    extension's text (see ``escape_untrusted``)."""
+    if isinstance(error, MorphError):
+        return ActionResult(False, error=error.message, error_kind=error.kind, error_code=error.code)
+    return ActionResult(False, error=str(error), error_kind="invalid_params")
+
+
 _SHARED: list[Morph] = []
 
 
@@ -102,18 +122,21 @@ class MorphIntegration:
     kind = None
 
     def __post_init__(self):
-        policy = HostPolicy(
-            granted=frozenset(ExtensionPermission(p).value for p in self.permissions),
-            hosts=tuple(self.allowed_hosts),
-            ceilings=self.resource_limits,
-        )
+        # Read once: a generator given as permissions must grant what the
+        # integration then reports.
         self.permissions = tuple(ExtensionPermission(p) for p in self.permissions)
         self.allowed_hosts = tuple(self.allowed_hosts)
+        if self.kind is not None:
+            runtime = read_manifest(self.path)["runtime"]
+            if runtime != self.kind:
+                raise Unsupported(f"{self.path}: a {runtime} extension, not {self.kind}")
+        policy = HostPolicy(
+            granted=frozenset(p.value for p in self.permissions),
+            hosts=self.allowed_hosts,
+            ceilings=self.resource_limits,
+        )
         host = self.morph or _shared_morph()
         self.extension = host.load(self.path, policy)
-        runtime = self.extension.manifest["runtime"]
-        if self.kind is not None and runtime != self.kind:
-            raise MorphError(f"{self.path}: a {runtime} extension, not {self.kind}")
 
     @property
     def name(self) -> str:
@@ -154,19 +177,19 @@ class MorphIntegration:
     ) -> ActionResult:
         """Runs an action on the calling thread."""
         try:
-            return ActionResult(True, self.extension.execute(action_name, parameters, context))
-        except MorphError as error:
-            return ActionResult(False, error=error.message, error_kind=error.kind, error_code=error.code)
+            return ActionResult(True, self.extension.execute(action_name, parameters, _context(context)))
+        except (MorphError, TypeError, ValueError) as error:
+            return _failed(error)
 
     async def execute(
         self, action_name: str, parameters: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None
     ) -> ActionResult:
         """Runs an action without blocking the event loop."""
         try:
-            data = await self.extension.execute_async(action_name, parameters, context)
+            data = await self.extension.execute_async(action_name, parameters, _context(context))
             return ActionResult(True, data)
-        except MorphError as error:
-            return ActionResult(False, error=error.message, error_kind=error.kind, error_code=error.code)
+        except (MorphError, TypeError, ValueError) as error:
+            return _failed(error)
 
 
 class WasmIntegration(MorphIntegration):

@@ -49,6 +49,13 @@ class ResourceLimits:
     max_data_keys: int | None = None
     max_data_bytes: int | None = None
 
+    def __post_init__(self):
+        for name, value in dataclasses.asdict(self).items():
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name}: a positive integer, not {value!r}")
+
     def to_dict(self) -> dict:
         """The set limits, by Morph's field names."""
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
