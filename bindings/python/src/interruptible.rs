@@ -42,11 +42,16 @@ pub fn block_on<F: Future>(future: F) -> PyResult<F::Output> {
     let waker = Waker::from(Arc::new(Unpark(thread::current())));
     let mut context = Context::from_waker(&waker);
     let mut future = pin!(future);
+    if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+        return Ok(output);
+    }
     loop {
+        thread::park_timeout(SIGNAL_CHECK);
         if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
             return Ok(output);
         }
-        thread::park_timeout(SIGNAL_CHECK);
+        // Still running: a moment to let Python run its signal handlers
+        // (the GIL is taken only here, not on the way out of a call).
         Python::attach(|py| py.check_signals())?;
     }
 }
