@@ -24,7 +24,8 @@ use std::time::Instant;
 use morph::host::{EventBus, MemoryAuditSink, MemoryVault, SandboxFs, UreqHttp, VaultProvider};
 use morph::{
     Backend, CapabilityHost, CapabilityHostBuilder, ExecutionContext, ExecutionReport, Executor,
-    ExecutorOptions, Extension, HostPolicy, Morph, MorphError, RuntimeKind,
+    ExecutorOptions, Extension, ExtensionArtifact, ExtensionManifest, HostPolicy, MAX_ENTRY_BYTES,
+    Morph, MorphError, RuntimeKind,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
@@ -121,6 +122,33 @@ impl Host {
         let policy: HostPolicy = parse("policy", policy_json)?;
         let extension = py
             .detach(|| self.morph.load_blocking(&path, &policy))
+            .map_err(morph_err)?;
+        Ok(Ext { extension })
+    }
+
+    /// Loads an extension held in memory: its manifest's YAML text and its
+    /// entry file's bytes (bounded as files of a directory are), under the
+    /// policy in `policy_json`.
+    fn load_parts(
+        &self,
+        py: Python<'_>,
+        manifest_yaml: &str,
+        entry: Vec<u8>,
+        policy_json: &str,
+    ) -> PyResult<Ext> {
+        let policy: HostPolicy = parse("policy", policy_json)?;
+        let manifest = ExtensionManifest::from_yaml(manifest_yaml, "manifest (in memory)")
+            .map_err(morph_err)?;
+        if entry.len() as u64 > MAX_ENTRY_BYTES {
+            return Err(morph_err(MorphError::invalid_module(format!(
+                "entry (in memory): {} bytes, more than the {MAX_ENTRY_BYTES} an entry may have",
+                entry.len()
+            ))));
+        }
+        let mut artifact = ExtensionArtifact::from_parts(manifest, entry);
+        artifact.manifest_text = Some(manifest_yaml.to_string());
+        let extension = py
+            .detach(|| interruptible::block_on(self.morph.load_artifact(&artifact, &policy)))?
             .map_err(morph_err)?;
         Ok(Ext { extension })
     }

@@ -192,3 +192,19 @@ def test_limits_are_positive_integers():
             morph.ResourceLimits(max_execution_ms=bad)
     with pytest.raises(ValueError, match="http"):
         morph.Morph(data_dir="/tmp/x", http=False)
+
+
+@pytest.mark.parametrize("kind", ALL)
+def test_an_extension_held_in_memory_loads_like_a_directory(host, kind):
+    directory = EXAMPLES / KINDS[kind][0]
+    manifest = (directory / "manifest.yaml").read_text()
+    entry = (directory / KINDS[kind][1]).read_bytes()
+    hello = host.load_artifact(manifest, entry, morph.HostPolicy())
+    assert hello.extension_id == f"example.{KINDS[kind][0]}"
+    assert hello.execute("hello") == {"message": "Hello from a Morph extension"}
+    with pytest.raises(morph.InvalidManifest, match="in memory"):
+        host.load_artifact("extension_id: [", entry, morph.HostPolicy())
+    with pytest.raises(morph.InvalidModule, match="more than"):
+        host.load_artifact(manifest, b" " * ((64 << 20) + 1), morph.HostPolicy())
+    with pytest.raises(TypeError):
+        host.load_artifact(manifest, "not bytes", morph.HostPolicy())

@@ -49,9 +49,9 @@ pub use morph_core::{
     DescribedAction, EffectivePolicy, Enforcement, EngineLimit, ErrorKind, Execution,
     ExecutionContext, ExecutionReport, Executor, ExecutorOptions, ExtensionArtifact,
     ExtensionManager, ExtensionManifest, HostGrant, HostPolicy, InstalledExtension,
-    LimitEnforcement, LoadedExtension, MANIFEST_FILE, MAX_EVENT_HOPS, Metadata, MorphError,
-    ParamSpec, ParamType, Permission, PermissionSet, ResourceLimits, Result, RuntimeInfo,
-    RuntimeKind, sha256, validate_id,
+    LimitEnforcement, LoadedExtension, MANIFEST_FILE, MAX_ENTRY_BYTES, MAX_EVENT_HOPS, Metadata,
+    MorphError, ParamSpec, ParamType, Permission, PermissionSet, ResourceLimits, Result,
+    RuntimeInfo, RuntimeKind, sha256, validate_id,
 };
 #[cfg(any(
     feature = "wasmtime",

@@ -385,6 +385,17 @@ class Morph:
             raise TypeError("policy: a morph_runtime.HostPolicy (HostPolicy() grants nothing)")
         return Extension(_native_call(self._native.load, os.fspath(path), policy.to_json()), self)
 
+    def load_artifact(self, manifest: str, entry: bytes, policy: HostPolicy) -> Extension:
+        """Loads an extension held in memory: the text of its
+        ``manifest.yaml`` and the bytes of its entry file (``.wasm``,
+        ``.wat``, ``.js`` or ``.py``, as the manifest's ``runtime`` says),
+        under ``policy``; bounded and validated as a directory's files are."""
+        if not isinstance(policy, HostPolicy):
+            raise TypeError("policy: a morph_runtime.HostPolicy (HostPolicy() grants nothing)")
+        if not isinstance(manifest, str) or not isinstance(entry, (bytes, bytearray, memoryview)):
+            raise TypeError("load_artifact(manifest: str, entry: bytes, policy)")
+        return Extension(_native_call(self._native.load_parts, manifest, bytes(entry), policy.to_json()), self)
+
     async def load_async(self, path: str | os.PathLike, policy: HostPolicy) -> Extension:
         """:meth:`load` from asyncio, on this host's thread pool."""
         loop = asyncio.get_running_loop()
