@@ -51,6 +51,11 @@ fn morph_err(e: MorphError) -> PyErr {
     ))
 }
 
+/// `value` as JSON text for the Python side.
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> PyResult<String> {
+    serde_json::to_string(value).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
 fn parse<'a, T: Deserialize<'a>>(what: &str, json: &'a str) -> PyResult<T> {
     serde_json::from_str(json).map_err(|e| PyValueError::new_err(format!("{what}: {e}")))
 }
@@ -159,7 +164,7 @@ impl Host {
             .into_iter()
             .filter_map(|kind| self.morph.runtime(kind).map(|r| r.info()))
             .collect();
-        serde_json::to_string(&infos).map_err(|e| PyValueError::new_err(e.to_string()))
+        to_json(&infos)
     }
 
     /// The audit records so far, as JSON (`None` with a data directory:
@@ -299,14 +304,12 @@ impl Ext {
 impl Ext {
     /// Its validated describe() document, as JSON.
     fn describe_json(&self) -> PyResult<String> {
-        serde_json::to_string(self.extension.describe())
-            .map_err(|e| PyValueError::new_err(e.to_string()))
+        to_json(self.extension.describe())
     }
 
     /// Its manifest, as JSON.
     fn manifest_json(&self) -> PyResult<String> {
-        serde_json::to_string(self.extension.manifest())
-            .map_err(|e| PyValueError::new_err(e.to_string()))
+        to_json(self.extension.manifest())
     }
 
     /// What it was granted, as text.
@@ -326,7 +329,7 @@ impl Ext {
         context_json: Option<&str>,
     ) -> PyResult<String> {
         let (value, _) = self.run(py, action, params_json, context_json)?;
-        serde_json::to_string(&value?).map_err(|e| PyValueError::new_err(e.to_string()))
+        to_json(&value?)
     }
 
     /// [`execute_json`](Self::execute_json), returning `(result JSON,
@@ -340,10 +343,8 @@ impl Ext {
         context_json: Option<&str>,
     ) -> PyResult<(String, String)> {
         let (value, report) = self.run(py, action, params_json, context_json)?;
-        let report =
-            serde_json::to_string(&report).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let result =
-            serde_json::to_string(&value?).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let report = to_json(&report)?;
+        let result = to_json(&value?)?;
         Ok((result, report))
     }
 
@@ -379,7 +380,7 @@ fn manifest_json_of(py: Python<'_>, path: PathBuf) -> PyResult<String> {
     let manifest = py
         .detach(|| morph::ExtensionManifest::from_dir(&path))
         .map_err(morph_err)?;
-    serde_json::to_string(&manifest).map_err(|e| PyValueError::new_err(e.to_string()))
+    to_json(&manifest)
 }
 
 /// `text` (from an extension) with every character a terminal could act on

@@ -279,6 +279,11 @@ class Extension:
         return f"<morph_runtime.Extension {self.extension_id} {self._manifest.get('version', '')}>"
 
 
+def _require_policy(policy) -> None:
+    if not isinstance(policy, HostPolicy):
+        raise TypeError("policy: a morph_runtime.HostPolicy (HostPolicy() grants nothing)")
+
+
 class Morph:
     """A Morph host: the backends, and the capability host every extension
     loaded through it shares.
@@ -381,8 +386,7 @@ class Morph:
         """Loads the extension in directory ``path`` under ``policy`` (the
         host's grant: required, there is no implicit "grant what the
         manifest asks")."""
-        if not isinstance(policy, HostPolicy):
-            raise TypeError("policy: a morph_runtime.HostPolicy (HostPolicy() grants nothing)")
+        _require_policy(policy)
         return Extension(_native_call(self._native.load, os.fspath(path), policy.to_json()), self)
 
     def load_artifact(self, manifest: str, entry: bytes, policy: HostPolicy) -> Extension:
@@ -390,8 +394,7 @@ class Morph:
         ``manifest.yaml`` and the bytes of its entry file (``.wasm``,
         ``.wat``, ``.js`` or ``.py``, as the manifest's ``runtime`` says),
         under ``policy``; bounded and validated as a directory's files are."""
-        if not isinstance(policy, HostPolicy):
-            raise TypeError("policy: a morph_runtime.HostPolicy (HostPolicy() grants nothing)")
+        _require_policy(policy)
         if not isinstance(manifest, str) or not isinstance(entry, (bytes, bytearray, memoryview)):
             raise TypeError("load_artifact(manifest: str, entry: bytes, policy)")
         return Extension(_native_call(self._native.load_parts, manifest, bytes(entry), policy.to_json()), self)
